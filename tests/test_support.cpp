@@ -1,0 +1,83 @@
+#include "test_support.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace strata::test {
+
+fs::path shared_dir() {
+    if (const char* env = std::getenv("STRATA_SHARED"); env && *env) {
+        return fs::exists(env) ? fs::path(env) : fs::path();
+    }
+    fs::path beside = fs::path(STRATA_SOURCE_DIR).parent_path() / "shared";
+    return fs::exists(beside / "fixtures") ? beside : fs::path();
+}
+
+fs::path fixture(const std::string& relative) {
+    fs::path dir = shared_dir();
+    return dir.empty() ? dir : dir / "fixtures" / relative;
+}
+
+bool skip_without_shared(const char* what) {
+    if (!shared_dir().empty()) return false;
+    MESSAGE("SKIPPED (no ../shared fixtures; set STRATA_SHARED): ", what);
+    return true;
+}
+
+fs::path temp_dir() {
+    static fs::path dir = [] {
+        fs::path d = fs::temp_directory_path() / ("strata-test-" + std::to_string(getpid()));
+        fs::create_directories(d);
+        return d;
+    }();
+    return dir;
+}
+
+std::vector<uint8_t> read_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    REQUIRE_MESSAGE(in, "cannot open ", path.string());
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string read_text(const fs::path& path) {
+    std::vector<uint8_t> b = read_bytes(path);
+    return {b.begin(), b.end()};
+}
+
+void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    REQUIRE(out.good());
+}
+
+std::vector<float> read_f32(const fs::path& path) {
+    std::vector<uint8_t> b = read_bytes(path);
+    std::vector<float> v(b.size() / sizeof(float));
+    std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
+    return v;
+}
+
+int run_strata(const std::string& args, std::string* output) {
+    std::string cmd = std::string(STRATA_BINARY) + " " + args + " 2>&1";
+    FILE* pipe = popen(cmd.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string text;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) text.append(buf, n);
+    int status = pclose(pipe);
+    if (output) *output = text;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace strata::test
