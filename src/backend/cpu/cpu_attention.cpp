@@ -1,0 +1,51 @@
+// Causal multi-head attention over a float KV cache, with grouped-query heads (GQA/MQA):
+// query head h reads KV head h / (n_head / n_head_kv). Softmax in float with the max subtracted.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backend/backend.h"
+#include "util/thread_pool.h"
+
+namespace strata {
+
+void cpu_attention(ThreadPool& pool, const float* q, int64_t n_tokens, const float* k_cache, const float* v_cache,
+                   int64_t n_past, const AttentionParams& p, float* out) {
+    const int group = p.n_head / p.n_head_kv;
+    const int64_t k_stride = static_cast<int64_t>(p.n_head_kv) * p.head_dim_k;
+    const int64_t v_stride = static_cast<int64_t>(p.n_head_kv) * p.head_dim_v;
+    const int64_t n_ctx_used = n_past + n_tokens;
+    std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.size()), std::vector<float>(n_ctx_used));
+    pool.parallel_for(n_tokens * p.n_head, [&](int64_t i0, int64_t i1, int thread) {
+        float* scores = scratch[static_cast<size_t>(thread)].data();
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t t = i / p.n_head;
+            const int h = static_cast<int>(i % p.n_head);
+            const int kvh = h / group;
+            const float* qh = q + (t * p.n_head + h) * p.head_dim_k;
+            const int64_t n_keys = n_past + t + 1;
+            float max_score = -INFINITY;
+            for (int64_t j = 0; j < n_keys; ++j) {
+                const float* kj = k_cache + j * k_stride + kvh * p.head_dim_k;
+                float dot = 0;
+                for (int d = 0; d < p.head_dim_k; ++d) dot += qh[d] * kj[d];
+                scores[j] = dot * p.scale;
+                max_score = std::max(max_score, scores[j]);
+            }
+            float sum = 0;
+            for (int64_t j = 0; j < n_keys; ++j) {
+                scores[j] = std::exp(scores[j] - max_score);
+                sum += scores[j];
+            }
+            float* oh = out + (t * p.n_head + h) * p.head_dim_v;
+            std::fill(oh, oh + p.head_dim_v, 0.0f);
+            for (int64_t j = 0; j < n_keys; ++j) {
+                const float w = scores[j] / sum;
+                const float* vj = v_cache + j * v_stride + kvh * p.head_dim_v;
+                for (int d = 0; d < p.head_dim_v; ++d) oh[d] += w * vj[d];
+            }
+        }
+    });
+}
+
+}  // namespace strata

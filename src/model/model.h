@@ -1,0 +1,47 @@
+// A loaded model: turns token ids into logits, advancing a SequenceState. Architectures register
+// in one table (model_registry.cpp); callers never know which one they run.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "format/gguf.h"
+#include "state/sequence_state.h"
+
+namespace strata {
+
+class Backend;
+
+struct ModelInfo {
+    std::string arch;       // general.architecture
+    std::string name;       // general.name
+    int64_t n_vocab = 0;
+    int64_t n_embd = 0;
+    int n_layer = 0;
+    int n_ctx_train = 0;
+};
+
+enum class Logits { Last, All };
+
+class Model {
+public:
+    virtual ~Model() = default;
+    virtual const ModelInfo& info() const = 0;
+    // A fresh state for a sequence of up to n_ctx tokens.
+    virtual std::unique_ptr<SequenceState> new_state(int n_ctx) const = 0;
+    // Processes tokens at positions state.n_past() … (one batched pass) and advances the state.
+    // Writes logits [1 or n_tokens][n_vocab] to `logits`.
+    virtual void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which,
+                         std::vector<float>& logits) = 0;
+};
+
+// Builds the model for the file's general.architecture; the file must outlive the model.
+// Throws Error listing the supported architectures for any other.
+std::unique_ptr<Model> load_model(const GgufFile& file, Backend& backend);
+// Architectures load_model knows, comma-separated (for messages and --help).
+std::string supported_architectures();
+
+}  // namespace strata

@@ -1,0 +1,32 @@
+#include "model_options.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "util/cpu_features.h"
+
+void add_model_options(CLI::App* cmd, ModelOptions& o) {
+    cmd->add_option("-m,--model", o.path, "GGUF model file")->required();
+    cmd->add_option("-t,--threads", o.threads, "CPU threads (default: physical cores)");
+    cmd->add_option("-c,--ctx-size", o.n_ctx, "Context size in tokens (default: the model's, at most 4096)");
+    cmd->add_flag("--no-mmap", o.no_mmap, "Read the file into memory instead of mapping it");
+}
+
+LoadedModel load_model_for_cli(const ModelOptions& o) {
+    auto start = std::chrono::steady_clock::now();
+    LoadedModel m;
+    m.file = strata::GgufFile::open(o.path, {.use_mmap = !o.no_mmap});
+    const int threads = o.threads > 0 ? o.threads : strata::physical_cores();
+    m.backend = strata::make_cpu_backend(threads);
+    m.model = strata::load_model(*m.file, *m.backend);
+    m.tokenizer = std::make_unique<strata::Tokenizer>(strata::Tokenizer::from_gguf(*m.file));
+    const auto& info = m.model->info();
+    m.n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min(info.n_ctx_train > 0 ? info.n_ctx_train : 4096, 4096);
+    m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "strata: loaded %s (%s, %d layers, d=%lld, vocab %lld) in %.0f ms, %s, %d threads, ctx %d\n",
+                 o.path.c_str(), info.arch.c_str(), info.n_layer, static_cast<long long>(info.n_embd),
+                 static_cast<long long>(info.n_vocab), m.load_seconds * 1000, m.file->is_mapped() ? "mmap" : "read",
+                 threads, m.n_ctx);
+    return m;
+}

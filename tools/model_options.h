@@ -1,0 +1,32 @@
+// Flags every model-running subcommand shares (-m, -t, -c, --no-mmap) and the loading they imply.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "format/gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+struct ModelOptions {
+    std::string path;
+    int threads = 0;  // 0: physical cores
+    int n_ctx = 0;    // 0: the model's training context, at most 4096
+    bool no_mmap = false;
+};
+
+void add_model_options(CLI::App* cmd, ModelOptions& options);
+
+struct LoadedModel {
+    std::unique_ptr<strata::GgufFile> file;
+    std::unique_ptr<strata::Backend> backend;
+    std::unique_ptr<strata::Model> model;
+    std::unique_ptr<strata::Tokenizer> tokenizer;
+    int n_ctx = 0;
+    double load_seconds = 0;
+};
+
+// Maps the file, builds backend, model and tokenizer; logs a one-line summary to stderr.
+LoadedModel load_model_for_cli(const ModelOptions& options);
