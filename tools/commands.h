@@ -1,9 +1,18 @@
-// Each subcommand lives in its own file and registers itself on the CLI11 app.
+// Each subcommand lives in its own file and registers itself here at static-initialization time:
+//   static const CommandRegistration reg{30, "run", register_run};
+// main() adds them to the CLI in `order`, so adding a subcommand touches no other file.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
+#include <vector>
 
-void register_info(CLI::App& app);
-void register_tokenize(CLI::App& app);
-void register_run(CLI::App& app);
-void register_perplexity(CLI::App& app);
+struct CommandRegistration {
+    using Register = void (*)(CLI::App&);
+    CommandRegistration(int order, const char* name, Register fn);
+    static std::vector<CommandRegistration*>& all();
+
+    int order;
+    const char* name;
+    Register fn;
+};

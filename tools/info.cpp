@@ -89,6 +89,8 @@ void print_json(const strata::GgufFile& f) {
 
 }  // namespace
 
+namespace {
+
 void register_info(CLI::App& app) {
     auto* cmd = app.add_subcommand("info", "Print a GGUF file's header, metadata, tensors and totals");
     auto path = std::make_shared<std::string>();
@@ -101,3 +103,7 @@ void register_info(CLI::App& app) {
         else print_text(*f);
     });
 }
+
+const CommandRegistration registration{80, "info", register_info};
+
+}  // namespace

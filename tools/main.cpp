@@ -1,10 +1,20 @@
 // strata: one binary, one subcommand per job. Every error surfaces here as `strata: error: ...`.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
 #include "commands.h"
 #include "util/cpu_features.h"
 #include "util/error.h"
+
+CommandRegistration::CommandRegistration(int o, const char* n, Register f) : order(o), name(n), fn(f) {
+    all().push_back(this);
+}
+
+std::vector<CommandRegistration*>& CommandRegistration::all() {
+    static std::vector<CommandRegistration*> registry;
+    return registry;
+}
 
 namespace {
 
@@ -25,10 +35,9 @@ int main(int argc, char** argv) {
     CLI::App app{"strata: run large language models from GGUF files"};
     app.require_subcommand(1);
     app.set_version_flag("--version", version_text);
-    register_info(app);
-    register_run(app);
-    register_perplexity(app);
-    register_tokenize(app);
+    auto commands = CommandRegistration::all();
+    std::sort(commands.begin(), commands.end(), [](auto* a, auto* b) { return a->order < b->order; });
+    for (const CommandRegistration* c : commands) c->fn(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

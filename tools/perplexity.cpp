@@ -42,6 +42,8 @@ void perplexity(PerplexityOptions o) {
 
 }  // namespace
 
+namespace {
+
 void register_perplexity(CLI::App& app) {
     auto o = std::make_shared<PerplexityOptions>();
     auto* cmd = app.add_subcommand("perplexity", "Perplexity of a model on a text file (llama.cpp's method)");
@@ -50,3 +52,7 @@ void register_perplexity(CLI::App& app) {
     cmd->add_option("--chunks", o->chunks, "Chunks to evaluate (default: all)");
     cmd->callback([o] { perplexity(*o); });
 }
+
+const CommandRegistration registration{30, "perplexity", register_perplexity};
+
+}  // namespace

@@ -79,6 +79,8 @@ void run(const RunOptions& o) {
 
 }  // namespace
 
+namespace {
+
 void register_run(CLI::App& app) {
     auto o = std::make_shared<RunOptions>();
     auto* cmd = app.add_subcommand("run", "Complete a prompt, streaming the generated text");
@@ -91,3 +93,7 @@ void register_run(CLI::App& app) {
     cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-sequence tokens");
     cmd->callback([o] { run(*o); });
 }
+
+const CommandRegistration registration{10, "run", register_run};
+
+}  // namespace

@@ -1,0 +1,42 @@
+// The Transformer's building blocks, shared by every architecture that has them (llama, MoE
+// models, Jamba's attention layers). Each block applies its own pre-norm and adds its output to
+// the residual stream x [n_tokens][n_embd] in place.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/hparams.h"
+#include "model/weights.h"
+#include "state/sequence_state.h"
+
+namespace strata {
+
+// x += Wo · attention(rope(Wq·h), rope(Wk·h), Wv·h) with h = rmsnorm(x); keys and values of the
+// new tokens are written into the sequence's cache rows n_past … n_past+n-1.
+struct AttentionBlock {
+    std::vector<float> norm;
+    TensorView wq, wk, wv, wo;
+    std::vector<float> bq, bk, bv;  // attention biases (qwen2); empty when absent
+
+    static AttentionBlock load(const WeightLoader& w, const std::string& prefix, const TransformerHparams& hp);
+    void forward(Backend& backend, const TransformerHparams& hp, KvLayer& kv, int64_t n_past, const int32_t* positions,
+                 float* x, int64_t n) const;
+};
+
+// x += W_down · (silu(W_gate·h) ⊙ W_up·h) with h = rmsnorm(x): the SwiGLU feed-forward.
+struct FeedForwardBlock {
+    std::vector<float> norm;
+    TensorView gate, up, down;
+
+    static FeedForwardBlock load(const WeightLoader& w, const std::string& prefix, const TransformerHparams& hp);
+    void forward(Backend& backend, const TransformerHparams& hp, float* x, int64_t n) const;
+};
+
+// The SwiGLU expert computation on already-normalized input h, shared with the MoE experts:
+// out = down · (silu(gate·h) ⊙ up·h).
+void swiglu_ffn(Backend& backend, const TensorView& gate, const TensorView& up, const TensorView& down, const float* h,
+                int64_t n, float* out);
+
+}  // namespace strata
