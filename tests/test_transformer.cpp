@@ -109,7 +109,7 @@ TEST_CASE("perplexity: F32 within 0.05% of Hugging Face, quantized within 0.3% o
                              "llama-draft-q4_k_m.gguf", "llama-draft-q6_k.gguf"}) {
         CAPTURE(std::string(file));
         Loaded l = load(file);
-        PerplexityResult r = perplexity(*l.model, tokens, 128, 16, 1);
+        PerplexityResult r = perplexity(*l.model, tokens, {.n_ctx = 128, .max_chunks = 16, .n_batch = 0, .bos = 1});
         CHECK(r.scored == 1008);
         const std::string name = file;
         const double llamacpp = test::llamacpp_ppl(name);
@@ -189,4 +189,14 @@ TEST_CASE("bad input: full context, wrong shapes, missing tensors, unknown archi
     CHECK_THROWS_WITH_AS(rewrite("blk.1.ffn_up.weight", "", ""), doctest::Contains("missing tensor 'blk.1.ffn_up.weight' (expected shape [128, 352])"), Error);
     CHECK_THROWS_WITH_AS(rewrite("", "blk.2.ffn_down.weight", ""), doctest::Contains("tensor 'blk.2.ffn_down.weight' has shape [128, 352], expected [352, 128]"), Error);
     CHECK_THROWS_WITH_AS(rewrite("", "", "gpt-j"), doctest::Contains("architecture 'gpt-j' is not supported (supported: llama"), Error);
+}
+
+TEST_CASE("perplexity in batches smaller than the chunk equals whole-chunk perplexity") {
+    if (test::skip_without_shared("llama-f32.gguf")) return;
+    Loaded l = load("llama-f32.gguf");
+    const std::vector<int32_t> tokens = test::load_eval_ids();
+    PerplexityResult whole = perplexity(*l.model, tokens, 128, 2, 1);
+    PerplexityResult batched = perplexity(*l.model, tokens, {.n_ctx = 128, .max_chunks = 2, .n_batch = 48, .bos = 1});
+    CHECK(batched.scored == whole.scored);
+    CHECK(batched.ppl == doctest::Approx(whole.ppl).epsilon(1e-6));
 }

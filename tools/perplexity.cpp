@@ -16,6 +16,7 @@ struct PerplexityOptions {
     ModelOptions model;
     std::string text_file;
     int chunks = -1;
+    int batch = 0;
 };
 
 void perplexity(PerplexityOptions o) {
@@ -29,7 +30,8 @@ void perplexity(PerplexityOptions o) {
     strata::ProgressBar bar("perplexity", o.chunks > 0 ? std::min<int64_t>(o.chunks, tokens.size() / m.n_ctx)
                                                        : static_cast<int64_t>(tokens.size()) / m.n_ctx,
                             "chunks");
-    auto result = strata::perplexity(*m.model, tokens, m.n_ctx, o.chunks, m.tokenizer->bos(),
+    strata::PerplexityParams params{m.n_ctx, o.chunks, o.batch, m.tokenizer->bos()};
+    auto result = strata::perplexity(*m.model, tokens, params,
                                      [&](int done, int total, const strata::PerplexityResult& r) {
                                          std::printf("[%d]%.4f,", done, r.ppl);
                                          if (done == total) std::printf("\n");
@@ -50,6 +52,7 @@ void register_perplexity(CLI::App& app) {
     add_model_options(cmd, o->model);
     cmd->add_option("-f,--file", o->text_file, "Text file")->required();
     cmd->add_option("--chunks", o->chunks, "Chunks to evaluate (default: all)");
+    cmd->add_option("-b,--batch-size", o->batch, "Tokens per forward pass (default: the whole chunk)");
     cmd->callback([o] { perplexity(*o); });
 }
 

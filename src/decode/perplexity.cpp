@@ -31,8 +31,10 @@ PerplexityResult summarize(double nll_sum, double nll2_sum, int64_t count, int c
 
 }  // namespace
 
-PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens, int n_ctx, int max_chunks, int32_t bos,
+PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens, const PerplexityParams& params,
                             const std::function<void(int, int, const PerplexityResult&)>& on_chunk) {
+    const int n_ctx = params.n_ctx, max_chunks = params.max_chunks;
+    const int n_batch = params.n_batch > 0 ? std::min(params.n_batch, n_ctx) : n_ctx;
     if (n_ctx < 4) fail("perplexity needs a context of at least 4 tokens, got ", n_ctx);
     int available = static_cast<int>(static_cast<int64_t>(tokens.size()) / n_ctx);
     if (available == 0) {
@@ -43,14 +45,19 @@ PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens, int n
     const int first = n_ctx / 2;
     auto state = model.new_state(n_ctx);
     std::vector<int32_t> chunk(static_cast<size_t>(n_ctx));
-    std::vector<float> logits;
+    std::vector<float> logits(static_cast<size_t>(n_ctx * n_vocab)), batch_logits;
     double nll_sum = 0, nll2_sum = 0;
     int64_t count = 0;
     for (int c = 0; c < n_chunks; ++c) {
         std::copy_n(tokens.begin() + static_cast<int64_t>(c) * n_ctx, n_ctx, chunk.begin());
-        chunk[0] = bos;
+        chunk[0] = params.bos;
         state->truncate(0);
-        model.forward(*state, chunk, Logits::All, logits);
+        for (int b = 0; b < n_ctx; b += n_batch) {
+            const int len = std::min(n_batch, n_ctx - b);
+            model.forward(*state, std::span<const int32_t>(chunk).subspan(static_cast<size_t>(b), static_cast<size_t>(len)),
+                          Logits::All, batch_logits);
+            std::copy(batch_logits.begin(), batch_logits.end(), logits.begin() + static_cast<int64_t>(b) * n_vocab);
+        }
         for (int i = first; i < n_ctx - 1; ++i) {
             double nll = negative_log_likelihood(logits.data() + static_cast<int64_t>(i) * n_vocab, n_vocab, chunk[i + 1]);
             nll_sum += nll;

@@ -18,9 +18,20 @@ struct PerplexityResult {
     int chunks = 0;
 };
 
-// Runs up to max_chunks chunks (all that fit when max_chunks ≤ 0); on_chunk(i, n, running)
-// reports after each chunk. Throws Error when the text is shorter than one chunk.
-PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens, int n_ctx, int max_chunks, int32_t bos,
+struct PerplexityParams {
+    int n_ctx = 512;
+    int max_chunks = 0;  // ≤ 0: every chunk that fits
+    int n_batch = 0;     // tokens per forward pass within a chunk; ≤ 0: the whole chunk at once
+    int32_t bos = 1;
+};
+
+// on_chunk(i, n, running) reports after each chunk. Throws Error when the text is shorter than
+// one chunk.
+PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens, const PerplexityParams& params,
                             const std::function<void(int, int, const PerplexityResult&)>& on_chunk = {});
+// Whole chunks per forward pass, no progress callback.
+inline PerplexityResult perplexity(Model& model, std::span<const int32_t> tokens, int n_ctx, int max_chunks, int32_t bos) {
+    return perplexity(model, tokens, PerplexityParams{n_ctx, max_chunks, 0, bos});
+}
 
 }  // namespace strata

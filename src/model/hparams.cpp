@@ -35,6 +35,15 @@ TransformerHparams TransformerHparams::from_gguf(const GgufFile& f, bool rope_ne
     } else if (scaling != "none") {
         fail(f.path(), ": rope scaling '", scaling, "' is not supported yet (supported: none, linear)");
     }
+    h.n_expert = static_cast<int>(f.get_u32(h.key("expert_count"), 0));
+    h.n_expert_used = static_cast<int>(f.get_u32(h.key("expert_used_count"), 0));
+    // llama.cpp's Mixtral files give the expert width as feed_forward_length.
+    h.n_ff_exp = f.get_u32(h.key("expert_feed_forward_length"), static_cast<uint32_t>(h.n_ff));
+    h.n_ff_shexp = f.get_u32(h.key("expert_shared_feed_forward_length"), static_cast<uint32_t>(h.n_ff_exp));
+    if (h.n_expert > 0 && (h.n_expert_used < 1 || h.n_expert_used > h.n_expert)) {
+        fail(f.path(), ": ", h.key("expert_used_count"), " is ", h.n_expert_used, ", expected 1 to ",
+             h.key("expert_count"), " (", h.n_expert, ")");
+    }
     if (f.has(h.key("vocab_size"))) {
         h.n_vocab = f.get_u32(h.key("vocab_size"));
     } else if (f.has("tokenizer.ggml.tokens")) {

@@ -36,6 +36,9 @@ public:
     // Writes logits [1 or n_tokens][n_vocab] to `logits`.
     virtual void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which,
                          std::vector<float>& logits) = 0;
+    // Statistics gathered while running, for --verbose (MoE: how often each expert was chosen,
+    // per layer); empty when the model keeps none.
+    virtual std::string usage_report() const { return {}; }
 };
 
 // Builds the model for the file's general.architecture; the file must outlive the model.

@@ -2,6 +2,8 @@
 #include <functional>
 
 #include "backend/backend.h"
+#include "model/jamba.h"
+#include "model/mamba.h"
 #include "model/model.h"
 #include "model/transformer.h"
 #include "util/error.h"
@@ -22,6 +24,12 @@ const std::vector<Architecture>& architectures() {
         {"llama", [](const GgufFile& f, Backend& b) { return make_transformer(f, b, false); }},
         {"mistral", [](const GgufFile& f, Backend& b) { return make_transformer(f, b, false); }},
         {"qwen2", [](const GgufFile& f, Backend& b) { return make_transformer(f, b, true); }},
+        // Mixtral is `llama` with experts (renormalized top-k); Qwen2-MoE keeps the raw top-k
+        // probabilities (norm_topk_prob false).
+        {"qwen2moe", [](const GgufFile& f, Backend& b) { return make_transformer(f, b, true, {.normalize_top_k = false}); }},
+        {"mamba", make_mamba},
+        {"mamba2", make_mamba2},
+        {"jamba", make_jamba},
     };
     return table;
 }

@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include <optional>
+
 #include "backend/backend.h"
 #include "model/blocks.h"
 #include "model/hparams.h"
@@ -12,28 +14,34 @@ namespace {
 
 struct Layer {
     AttentionBlock attention;
-    FeedForwardBlock ffn;
+    std::optional<FeedForwardBlock> ffn;  // dense layers
+    std::optional<MoeBlock> moe;          // layers with a router
 };
 
 class Transformer final : public Model {
 public:
-    Transformer(const GgufFile& file, Backend& backend, bool rope_neox)
+    Transformer(const GgufFile& file, Backend& backend, bool rope_neox, const MoeRouting& moe)
         : backend_(backend), hp_(TransformerHparams::from_gguf(file, rope_neox)) {
         const WeightLoader w(file);
         const int64_t d = hp_.n_embd;
-        if (file.find_tensor_info("blk.0.ffn_gate_inp.weight")) {
-            fail(file.path(), ": mixture-of-experts layers (ffn_gate_inp) are not supported yet");
-        }
-        if (hp_.n_ff <= 0) fail(file.path(), ": missing or zero ", hp_.key("feed_forward_length"));
         token_embd_ = w.require("token_embd.weight", {d, hp_.n_vocab});
         output_norm_ = w.require_vector("output_norm.weight", d);
         output_ = w.optional("output.weight", {d, hp_.n_vocab});
         if (output_.empty()) output_ = token_embd_;  // tied embeddings
         rope_factors_ = w.optional_vector("rope_freqs.weight", hp_.rope.n_rot / 2);
         if (!rope_factors_.empty()) hp_.rope.freq_factors = rope_factors_.data();
+        const MoeRouting routing = MoeRouting::from_gguf(file, hp_.arch, moe);
+        expert_counts_.resize(static_cast<size_t>(hp_.n_layer));
         for (int i = 0; i < hp_.n_layer; ++i) {
             const std::string p = "blk." + std::to_string(i) + ".";
-            layers_.push_back({AttentionBlock::load(w, p, hp_), FeedForwardBlock::load(w, p, hp_)});
+            Layer& l = layers_.emplace_back(Layer{AttentionBlock::load(w, p, hp_), {}, {}});
+            // A router makes a layer MoE; models mixing dense and MoE layers (DeepSeek) need no flag.
+            if (file.find_tensor_info(p + "ffn_gate_inp.weight")) {
+                l.moe = MoeBlock::load(w, p, hp_, routing);
+            } else {
+                if (hp_.n_ff <= 0) fail(file.path(), ": missing or zero ", hp_.key("feed_forward_length"));
+                l.ffn = FeedForwardBlock::load(w, p, hp_);
+            }
         }
         info_.arch = hp_.arch;
         info_.name = file.get_string("general.name", "");
@@ -44,6 +52,7 @@ public:
     }
 
     const ModelInfo& info() const override { return info_; }
+    std::string usage_report() const override { return expert_usage_report(expert_counts_); }
 
     std::unique_ptr<SequenceState> new_state(int n_ctx) const override {
         LayerShape shape{int64_t{hp_.n_head_kv} * hp_.head_dim_k, int64_t{hp_.n_head_kv} * hp_.head_dim_v};
@@ -64,7 +73,11 @@ public:
         for (int il = 0; il < hp_.n_layer; ++il) {
             const Layer& l = layers_[static_cast<size_t>(il)];
             l.attention.forward(backend_, hp_, state.kv(il), n_past, pos.data(), x.data(), n);
-            l.ffn.forward(backend_, hp_, x.data(), n);
+            if (l.moe) {
+                l.moe->forward(backend_, hp_, x.data(), n, expert_counts_[static_cast<size_t>(il)]);
+            } else {
+                l.ffn->forward(backend_, hp_, x.data(), n);
+            }
         }
         state.advance(n);
 
@@ -83,12 +96,14 @@ private:
     TensorView token_embd_, output_;
     std::vector<float> output_norm_, rope_factors_;
     std::vector<Layer> layers_;
+    ExpertCounts expert_counts_;
 };
 
 }  // namespace
 
-std::unique_ptr<Model> make_transformer(const GgufFile& file, Backend& backend, bool rope_neox) {
-    return std::make_unique<Transformer>(file, backend, rope_neox);
+std::unique_ptr<Model> make_transformer(const GgufFile& file, Backend& backend, bool rope_neox,
+                                        const MoeRouting& moe) {
+    return std::make_unique<Transformer>(file, backend, rope_neox, moe);
 }
 
 }  // namespace strata

@@ -1,13 +1,18 @@
-// The Llama-family decoder (llama, mistral, qwen2): RMSNorm → attention with RoPE and a KV cache
-// (GQA/MQA) → residual → RMSNorm → SwiGLU FFN → residual; then the output norm and head.
+// The Llama-family decoder (llama, mistral, qwen2, and their mixture-of-experts forms Mixtral and
+// qwen2moe): RMSNorm → attention with RoPE and a KV cache (GQA/MQA) → residual → RMSNorm →
+// SwiGLU FFN, or experts where a layer has a router (ffn_gate_inp) → residual; then the output
+// norm and head.
 #pragma once
 
 #include <memory>
 
 #include "model/model.h"
+#include "model/moe.h"
 
 namespace strata {
 
-std::unique_ptr<Model> make_transformer(const GgufFile& file, Backend& backend, bool rope_neox);
+// `moe` is the architecture's routing where the file does not state it (MoeRouting::from_gguf).
+std::unique_ptr<Model> make_transformer(const GgufFile& file, Backend& backend, bool rope_neox,
+                                        const MoeRouting& moe = {});
 
 }  // namespace strata

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/kernels.h"
 #include "util/thread_pool.h"
 
 namespace strata {
@@ -16,6 +17,8 @@ void cpu_attention(ThreadPool& pool, const float* q, int64_t n_tokens, const flo
     const int64_t v_stride = static_cast<int64_t>(p.n_head_kv) * p.head_dim_v;
     const int64_t n_ctx_used = n_past + n_tokens;
     std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.size()), std::vector<float>(n_ctx_used));
+    const CpuKernels& kernels = cpu_kernels();
+    const vec_dot_fn dot_f32 = kernels.vec_dot(GgmlType::F32);
     pool.parallel_for(n_tokens * p.n_head, [&](int64_t i0, int64_t i1, int thread) {
         float* scores = scratch[static_cast<size_t>(thread)].data();
         for (int64_t i = i0; i < i1; ++i) {
@@ -27,9 +30,7 @@ void cpu_attention(ThreadPool& pool, const float* q, int64_t n_tokens, const flo
             float max_score = -INFINITY;
             for (int64_t j = 0; j < n_keys; ++j) {
                 const float* kj = k_cache + j * k_stride + kvh * p.head_dim_k;
-                float dot = 0;
-                for (int d = 0; d < p.head_dim_k; ++d) dot += qh[d] * kj[d];
-                scores[j] = dot * p.scale;
+                scores[j] = dot_f32(p.head_dim_k, qh, kj) * p.scale;
                 max_score = std::max(max_score, scores[j]);
             }
             float sum = 0;
@@ -42,7 +43,7 @@ void cpu_attention(ThreadPool& pool, const float* q, int64_t n_tokens, const flo
             for (int64_t j = 0; j < n_keys; ++j) {
                 const float w = scores[j] / sum;
                 const float* vj = v_cache + j * v_stride + kvh * p.head_dim_v;
-                for (int d = 0; d < p.head_dim_v; ++d) oh[d] += w * vj[d];
+                kernels.axpy_f32(p.head_dim_v, w, vj, oh);
             }
         }
     });

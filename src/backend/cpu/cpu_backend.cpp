@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_ssm.h"
+#include "backend/cpu/kernels.h"
 #include "tensor/ggml_type.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -24,33 +26,7 @@ public:
     int n_threads() const override { return pool_.size(); }
 
     void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override {
-        const TypeTraits& wt = type_traits(w.type);
-        const TypeTraits& at = type_traits(wt.vec_dot_type);
-        if (!wt.vec_dot || !at.from_float) fail("tensor '", w.name, "': type ", wt.name, " has no dot product kernel");
-        const int64_t cols = w.ne[0], rows = w.ne[1];
-        const size_t a_row = row_size(at.type, cols);
-        const size_t w_row = row_size(w.type, cols);
-        activations_.resize(static_cast<size_t>(n_tokens) * a_row);
-        uint8_t* a = activations_.data();
-        pool_.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-            for (int64_t t = t0; t < t1; ++t) at.from_float(x + t * cols, a + t * a_row, cols);
-        });
-        const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
-        // Rows are split across threads; a tile of rows stays in cache while every token visits it.
-        constexpr int64_t kTile = 16;
-        pool_.parallel_for(
-            rows,
-            [&](int64_t r0, int64_t r1, int) {
-                for (int64_t rt = r0; rt < r1; rt += kTile) {
-                    const int64_t re = std::min(r1, rt + kTile);
-                    for (int64_t t = 0; t < n_tokens; ++t) {
-                        const uint8_t* at_row = a + t * a_row;
-                        float* yt = y + t * rows;
-                        for (int64_t r = rt; r < re; ++r) yt[r] = wt.vec_dot(cols, wdata + r * w_row, at_row);
-                    }
-                }
-            },
-            kTile);
+        cpu_matmul(pool_, cpu_kernels(), w, x, n_tokens, y, activations_);
     }
 
     void get_rows(const TensorView& table, const int32_t* ids, int64_t n, float* out) override {
@@ -125,6 +101,21 @@ public:
         for (int64_t t = 0; t < n_tokens; ++t) {
             for (int64_t i = 0; i < dim; ++i) x[t * dim + i] += bias[i];
         }
+    }
+
+    void ssm_conv(const float* x, int64_t n_tokens, int64_t n_channels, const float* weight, int d_conv,
+                  const float* bias, float* conv_state, float* out) override {
+        cpu_ssm_conv(pool_, x, n_tokens, n_channels, weight, d_conv, bias, conv_state, out);
+    }
+
+    void ssm_scan(const float* x, const float* dt, const float* A, const float* B, const float* C, const float* D,
+                  int64_t n_tokens, const SsmScanParams& p, float* state, float* y) override {
+        cpu_ssm_scan(pool_, x, dt, A, B, C, D, n_tokens, p, state, y);
+    }
+
+    void rmsnorm_gated(const float* y, const float* z, const float* weight, int64_t n_tokens, int64_t dim,
+                       int64_t n_group, float eps, float* out) override {
+        cpu_rmsnorm_gated(pool_, y, z, weight, n_tokens, dim, n_group, eps, out);
     }
 
 private:

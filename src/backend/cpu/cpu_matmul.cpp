@@ -1,0 +1,72 @@
+// The CPU matmul y[t][r] = Σ_c w[r][c] · x[t][c] on a quantized weight: activations are quantized
+// once to the weight type's vec_dot_type (as ggml does), then each (row, token) pair is one
+// vec_dot — four tokens per call where the kernels have a four-row form, which unpacks each
+// weight block once for the four. Threads split the rows; within a thread, a tile of rows small
+// enough for L1 is visited by every token before the next tile, so a prompt streams each weight
+// from memory once.
+#include <algorithm>
+
+#include "backend/cpu/kernels.h"
+#include "tensor/tensor.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace strata {
+
+namespace {
+
+// Bytes of weights per tile: half of a typical 32 KiB L1d, leaving room for the activation row
+// that the tile's rows share.
+constexpr size_t kTileBytes = 16 * 1024;
+
+}  // namespace
+
+void cpu_matmul(ThreadPool& pool, const CpuKernels& kernels, const TensorView& w, const float* x, int64_t n_tokens,
+                float* y, std::vector<uint8_t>& scratch) {
+    const TypeTraits& wt = type_traits(w.type);
+    const vec_dot_fn dot = kernels.vec_dot(w.type);
+    const vec_dot_x4_fn dot4 = kernels.vec_dot_x4(w.type);
+    const from_float_fn quantize = kernels.quantize(wt.vec_dot_type);
+    if (!dot || !quantize) fail("tensor '", w.name, "': type ", wt.name, " has no dot product kernel");
+    const int64_t cols = w.ne[0], rows = w.ne[1];
+    const size_t a_row = row_size(wt.vec_dot_type, cols);
+    const size_t w_row = row_size(w.type, cols);
+
+    // F32 weights pair with F32 activations: those are x itself, no copy needed.
+    const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
+    if (wt.vec_dot_type != GgmlType::F32) {
+        scratch.resize(static_cast<size_t>(n_tokens) * a_row);
+        uint8_t* q = scratch.data();
+        pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+            for (int64_t t = t0; t < t1; ++t) quantize(x + t * cols, q + t * a_row, cols);
+        });
+        a = q;
+    }
+
+    const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+    const int64_t tile = std::clamp<int64_t>(static_cast<int64_t>(kTileBytes / w_row), 1, 64);
+    pool.parallel_for(
+        rows,
+        [&](int64_t r0, int64_t r1, int) {
+            for (int64_t rt = r0; rt < r1; rt += tile) {
+                const int64_t re = std::min(r1, rt + tile);
+                int64_t t = 0;
+                for (; dot4 && t + 4 <= n_tokens; t += 4) {
+                    const uint8_t* at = a + t * a_row;
+                    for (int64_t r = rt; r < re; ++r) {
+                        float out[4];
+                        dot4(cols, wdata + r * w_row, at, a_row, out);
+                        for (int j = 0; j < 4; ++j) y[(t + j) * rows + r] = out[j];
+                    }
+                }
+                for (; t < n_tokens; ++t) {
+                    const uint8_t* at = a + t * a_row;
+                    float* yt = y + t * rows;
+                    for (int64_t r = rt; r < re; ++r) yt[r] = dot(cols, wdata + r * w_row, at);
+                }
+            }
+        },
+        tile);
+}
+
+}  // namespace strata

@@ -1,0 +1,32 @@
+// A Jinja template interpreter for the chat templates models ship in tokenizer.chat_template: the
+// subset of jinja2 they use (if/for/set/macro, loop variables, break/continue, namespaces,
+// filters, tests, Python string and dict methods, raise_exception, strftime_now), rendering
+// byte-identical output to transformers' apply_chat_template (tests/data/chat_templates).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "decode/jinja_value.h"
+
+namespace strata::jinja {
+
+struct Node;
+
+class Template {
+public:
+    // Throws Error("chat template line N: …") on a syntax error or a tag outside the subset.
+    explicit Template(std::string_view source);
+
+    // Renders with the members of `variables` (an object) as the template's variables. Throws
+    // Error for runtime errors (undefined values used as numbers, type errors) and for
+    // raise_exception() calls, whose message it carries.
+    std::string render(const Value& variables) const;
+
+private:
+    std::shared_ptr<const std::vector<Node>> body_;
+};
+
+}  // namespace strata::jinja

@@ -1,0 +1,404 @@
+// Attribute, item and slice access, iteration, Python's str and dict methods, and the global
+// functions. Strings are indexed by code point, as Python indexes them.
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "decode/jinja_builtins.h"
+#include "util/error.h"
+
+namespace strata::jinja {
+
+namespace {
+
+// The code point starting at byte i (invalid bytes count as themselves).
+uint32_t code_point(const std::string& s, size_t i, size_t* length) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+    if (i + n > s.size() || n == 1) {
+        *length = 1;
+        return c;
+    }
+    uint32_t cp = c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    *length = n;
+    return cp;
+}
+
+// str.isspace() for a code point: Python's whitespace set.
+bool python_space(uint32_t cp) {
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
+}
+
+// Python's str.split(sep, maxsplit): without sep, runs of whitespace separate and empty pieces drop.
+Array python_split(const std::string& s, const Value* sep, int64_t maxsplit, bool from_right) {
+    std::vector<std::string> parts;
+    if (sep && !sep->is_none()) {
+        const std::string& d = sep->as_string();
+        if (d.empty()) fail("split(): empty separator");
+        if (!from_right) {
+            size_t pos = 0;
+            for (size_t hit; (maxsplit < 0 || static_cast<int64_t>(parts.size()) < maxsplit) &&
+                             (hit = s.find(d, pos)) != std::string::npos;) {
+                parts.push_back(s.substr(pos, hit - pos));
+                pos = hit + d.size();
+            }
+            parts.push_back(s.substr(pos));
+        } else {
+            size_t end = s.size();
+            for (size_t hit; (maxsplit < 0 || static_cast<int64_t>(parts.size()) < maxsplit) && end >= d.size() &&
+                             (hit = s.rfind(d, end - d.size())) != std::string::npos;) {
+                parts.insert(parts.begin(), s.substr(hit + d.size(), end - hit - d.size()));
+                end = hit;
+            }
+            parts.insert(parts.begin(), s.substr(0, end));
+        }
+    } else {
+        if (from_right && maxsplit >= 0) fail("rsplit() without a separator but with maxsplit is not supported");
+        auto space = [&](size_t i) { return std::isspace(static_cast<unsigned char>(s[i])) != 0; };
+        size_t i = 0;
+        while (i < s.size() && space(i)) ++i;
+        while (i < s.size()) {
+            if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) == maxsplit) {
+                parts.push_back(s.substr(i));  // the rest, trailing whitespace kept as Python keeps it
+                break;
+            }
+            size_t j = i;
+            while (j < s.size() && !space(j)) ++j;
+            parts.push_back(s.substr(i, j - i));
+            for (i = j; i < s.size() && space(i);) ++i;
+        }
+    }
+    Array out;
+    for (auto& p : parts) out.emplace_back(std::move(p));
+    return out;
+}
+
+Array python_splitlines(const std::string& s) {
+    Array out;
+    size_t start = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\n' || s[i] == '\r') {
+            out.emplace_back(s.substr(start, i - start));
+            if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++i;
+            start = i + 1;
+        }
+    }
+    if (start < s.size()) out.emplace_back(s.substr(start));
+    return out;
+}
+
+std::string ascii_case(std::string s, bool upper) {
+    for (char& c : s)
+        c = static_cast<char>(upper ? std::toupper(static_cast<unsigned char>(c))
+                                    : std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+int64_t code_point_index(const std::string& s, size_t byte) {
+    if (byte == std::string::npos) return -1;
+    return static_cast<int64_t>(utf8_offsets(s.substr(0, byte)).size()) - 1;
+}
+
+int64_t count_of(const std::string& s, const std::string& sub) {
+    if (sub.empty()) return static_cast<int64_t>(utf8_offsets(s).size());
+    int64_t n = 0;
+    for (size_t pos = s.find(sub); pos != std::string::npos; pos = s.find(sub, pos + sub.size())) ++n;
+    return n;
+}
+
+// Python's str.title(): a letter after a non-letter starts a word.
+std::string python_title(const std::string& s) {
+    std::string out = s;
+    bool in_word = false;
+    for (char& c : out) {
+        const auto u = static_cast<unsigned char>(c);
+        c = static_cast<char>(in_word ? std::tolower(u) : std::toupper(u));
+        in_word = std::isalpha(u) != 0;
+    }
+    return out;
+}
+
+std::string python_capitalize(const std::string& s) {
+    std::string out = ascii_case(s, false);
+    if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
+    return out;
+}
+
+std::string python_replace(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+    std::string out;
+    size_t pos = 0;
+    for (int64_t n = 0; count < 0 || n < count; ++n) {
+        const size_t hit = from.empty() ? (pos <= s.size() ? pos : std::string::npos) : s.find(from, pos);
+        if (hit == std::string::npos) break;
+        out += s.substr(pos, hit - pos) + to;
+        if (from.empty()) {
+            if (hit == s.size()) return out;
+            out += s[hit];
+            pos = hit + 1;
+        } else {
+            pos = hit + from.size();
+        }
+    }
+    return out + s.substr(std::min(pos, s.size()));
+}
+
+bool affix_match(const std::string& s, const Value& affix, bool prefix) {
+    auto one = [&](const std::string& a) {
+        return a.size() <= s.size() &&
+               (prefix ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0);
+    };
+    if (affix.is_array())
+        return std::any_of(affix.items().begin(), affix.items().end(),
+                           [&](const Value& v) { return one(v.as_string()); });
+    return one(affix.as_string());
+}
+
+const Value& arg(const Args& a, size_t i, const char* name, const std::string& method) {
+    const Value* v = a.get(i, name);
+    if (!v) fail(method, "() missing argument '", name, "'");
+    return *v;
+}
+
+Value string_method(const std::string& s, const std::string& name, const Args& a) {
+    const Value* v0 = a.get(0, "chars");
+    auto chars = [&]() -> const std::string* { return v0 && !v0->is_none() ? &v0->as_string() : nullptr; };
+    auto maxsplit = [&] {
+        const Value* m = a.get(1, "maxsplit");
+        return m ? m->as_int() : -1;
+    };
+    if (name == "strip") return python_strip(s, chars(), true, true);
+    if (name == "lstrip") return python_strip(s, chars(), true, false);
+    if (name == "rstrip") return python_strip(s, chars(), false, true);
+    if (name == "split") return Value::array(python_split(s, a.get(0, "sep"), maxsplit(), false));
+    if (name == "rsplit") return Value::array(python_split(s, a.get(0, "sep"), maxsplit(), true));
+    if (name == "splitlines") return Value::array(python_splitlines(s));
+    if (name == "startswith") return affix_match(s, arg(a, 0, "prefix", name), true);
+    if (name == "endswith") return affix_match(s, arg(a, 0, "suffix", name), false);
+    if (name == "upper") return ascii_case(s, true);
+    if (name == "lower") return ascii_case(s, false);
+    if (name == "title") return python_title(s);
+    if (name == "capitalize") return python_capitalize(s);
+    if (name == "replace") {
+        const Value* count = a.get(2, "count");
+        return python_replace(s, arg(a, 0, "old", name).as_string(), arg(a, 1, "new", name).as_string(),
+                              count ? count->as_int() : -1);
+    }
+    if (name == "find") return code_point_index(s, s.find(arg(a, 0, "sub", name).as_string()));
+    if (name == "rfind") return code_point_index(s, s.rfind(arg(a, 0, "sub", name).as_string()));
+    if (name == "count") return count_of(s, arg(a, 0, "sub", name).as_string());
+    if (name == "join") {
+        std::string out;
+        const Array items = iterate(arg(a, 0, "iterable", name));
+        for (size_t i = 0; i < items.size(); ++i) out += (i ? s : "") + items[i].as_string();
+        return out;
+    }
+    auto all_of = [&](auto pred) {
+        return !s.empty() &&
+               std::all_of(s.begin(), s.end(), [&](char c) { return pred(static_cast<unsigned char>(c)) != 0; });
+    };
+    if (name == "isdigit") return all_of([](unsigned char c) { return std::isdigit(c); });
+    if (name == "isalpha") return all_of([](unsigned char c) { return std::isalpha(c); });
+    if (name == "isspace") return all_of([](unsigned char c) { return std::isspace(c); });
+    fail("'str' object has no attribute '", name, "'");
+}
+
+Value dict_method(const Value& d, const std::string& name, const Args& a) {
+    if (name == "items") {
+        Array out;
+        for (const auto& [k, v] : d.members()) out.push_back(Value::array({Value(k), v}, true));
+        return Value::array(std::move(out));
+    }
+    if (name == "keys" || name == "values") {
+        Array out;
+        for (const auto& [k, v] : d.members()) out.push_back(name == "keys" ? Value(k) : v);
+        return Value::array(std::move(out));
+    }
+    // get
+    const Value* found = d.find(arg(a, 0, "key", name).as_string());
+    if (found) return *found;
+    const Value* dflt = a.get(1, "default");
+    return dflt ? *dflt : Value::none();
+}
+
+bool is_string_method(const std::string& n) {
+    static const char* const names[] = {"strip",      "lstrip",     "rstrip",   "split",   "rsplit",
+                                        "splitlines", "startswith", "endswith", "upper",   "lower",
+                                        "title",      "capitalize", "replace",  "find",    "rfind",
+                                        "count",      "join",       "isdigit",  "isalpha", "isspace"};
+    return std::any_of(std::begin(names), std::end(names), [&](const char* m) { return n == m; });
+}
+
+// "[key]", naming a missing item in messages.
+std::string item_name(const Value& key) {
+    std::string name = key.repr();
+    name.insert(name.begin(), '[');
+    name.push_back(']');
+    return name;
+}
+
+int64_t normalize_index(int64_t i, int64_t size) { return i < 0 ? i + size : i; }
+
+}  // namespace
+
+std::string python_strip(const std::string& s, const std::string* chars, bool left, bool right) {
+    auto strip_cp = [&](uint32_t cp, size_t at, size_t len) {
+        if (!chars) return python_space(cp);
+        return chars->find(s.substr(at, len)) != std::string::npos;
+    };
+    size_t begin = 0, end = s.size();
+    while (left && begin < end) {
+        size_t len;
+        const uint32_t cp = code_point(s, begin, &len);
+        if (!strip_cp(cp, begin, len)) break;
+        begin += len;
+    }
+    while (right && end > begin) {
+        size_t start = end - 1;
+        while (start > begin && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+        size_t len;
+        const uint32_t cp = code_point(s, start, &len);
+        if (!strip_cp(cp, start, len)) break;
+        end = start;
+    }
+    return s.substr(begin, end - begin);
+}
+
+Value get_attribute(const Value& obj, const std::string& name) {
+    if (obj.is_undefined()) fail("'", obj.undefined_name(), "' is undefined (reading its attribute '", name, "')");
+    if (obj.is_string() && is_string_method(name)) {
+        const std::string s = obj.as_string();
+        return Value::function([s, name](const Args& a) { return string_method(s, name, a); });
+    }
+    if (obj.is_object() && !obj.is_namespace() &&
+        (name == "items" || name == "keys" || name == "values" || name == "get")) {
+        return Value::function([obj, name](const Args& a) { return dict_method(obj, name, a); });
+    }
+    if (const Value* v = obj.find(name)) return *v;
+    return Value::undefined(name);
+}
+
+Value get_item(const Value& obj, const Value& key) {
+    if (obj.is_undefined()) fail("'", obj.undefined_name(), "' is undefined (reading an item)");
+    if (obj.is_object() && key.is_string()) {
+        if (const Value* v = obj.find(key.as_string())) return *v;
+    } else if ((obj.is_array() || obj.is_string()) && (key.kind() == Value::Kind::Int)) {
+        if (obj.is_array()) {
+            const int64_t i = normalize_index(key.as_int(), static_cast<int64_t>(obj.items().size()));
+            if (i >= 0 && i < static_cast<int64_t>(obj.items().size())) return obj.items()[static_cast<size_t>(i)];
+        } else {
+            const std::string& s = obj.as_string();
+            const std::vector<size_t> at = utf8_offsets(s);
+            const int64_t n = static_cast<int64_t>(at.size()) - 1;
+            const int64_t i = normalize_index(key.as_int(), n);
+            if (i >= 0 && i < n)
+                return s.substr(at[static_cast<size_t>(i)],
+                                at[static_cast<size_t>(i) + 1] - at[static_cast<size_t>(i)]);
+        }
+        return Value::undefined(item_name(key));
+    }
+    if (key.is_string()) return get_attribute(obj, key.as_string());
+    return Value::undefined(item_name(key));
+}
+
+Value get_slice(const Value& obj, const Value* start, const Value* stop, const Value* step) {
+    const bool is_str = obj.is_string();
+    if (!is_str && !obj.is_array()) fail("'", obj.type_name(), "' object is not subscriptable");
+    const std::vector<size_t> at = is_str ? utf8_offsets(obj.as_string()) : std::vector<size_t>{};
+    const int64_t n = is_str ? static_cast<int64_t>(at.size()) - 1 : static_cast<int64_t>(obj.items().size());
+    const int64_t st = step && !step->is_none() ? step->as_int() : 1;
+    if (st == 0) fail("slice step cannot be zero");
+    // Python's slice.indices(): clamp the bounds into range for the step's direction.
+    auto bound = [&](const Value* v, int64_t dflt) {
+        if (!v || v->is_none()) return dflt;
+        int64_t i = v->as_int();
+        if (i < 0) i += n;
+        return st > 0 ? std::clamp<int64_t>(i, 0, n) : std::clamp<int64_t>(i, -1, n - 1);
+    };
+    const int64_t b = bound(start, st > 0 ? 0 : n - 1), e = bound(stop, st > 0 ? n : -1);
+    std::string s;
+    Array items;
+    for (int64_t i = b; st > 0 ? i < e : i > e; i += st) {
+        const auto k = static_cast<size_t>(i);
+        if (is_str)
+            s += obj.as_string().substr(at[k], at[k + 1] - at[k]);
+        else
+            items.push_back(obj.items()[k]);
+    }
+    return is_str ? Value(std::move(s)) : Value::array(std::move(items), obj.is_tuple());
+}
+
+Array iterate(const Value& v) {
+    switch (v.kind()) {
+        case Value::Kind::Undefined: return {};
+        case Value::Kind::Array: return v.items();
+        case Value::Kind::Object: {
+            Array keys;
+            for (const auto& m : v.members()) keys.emplace_back(m.first);
+            return keys;
+        }
+        case Value::Kind::String: {
+            const std::string& s = v.as_string();
+            const std::vector<size_t> at = utf8_offsets(s);
+            Array chars;
+            for (size_t i = 0; i + 1 < at.size(); ++i) chars.emplace_back(s.substr(at[i], at[i + 1] - at[i]));
+            return chars;
+        }
+        default: fail("'", v.type_name(), "' object is not iterable");
+    }
+}
+
+bool contains(const Value& haystack, const Value& needle) {
+    if (haystack.is_string()) {
+        if (!needle.is_string()) fail("'in <string>' requires a string as left operand, not ", needle.type_name());
+        return haystack.as_string().find(needle.as_string()) != std::string::npos;
+    }
+    if (haystack.is_object()) return needle.is_string() && haystack.find(needle.as_string()) != nullptr;
+    const Array items = iterate(haystack);
+    return std::any_of(items.begin(), items.end(), [&](const Value& v) { return v.equals(needle); });
+}
+
+Object global_functions() {
+    Object g;
+    g.emplace_back("range", Value::function([](const Args& a) {
+                       if (a.positional.empty() || a.positional.size() > 3) fail("range() takes 1 to 3 arguments");
+                       const bool one = a.positional.size() == 1;
+                       const int64_t start = one ? 0 : a.positional[0].as_int();
+                       const int64_t stop = one ? a.positional[0].as_int() : a.positional[1].as_int();
+                       const int64_t step = a.positional.size() == 3 ? a.positional[2].as_int() : 1;
+                       if (step == 0) fail("range() step must not be zero");
+                       // A bound on the list it builds, against templates that would exhaust memory.
+                       if ((stop - start) / step > (int64_t{1} << 24)) fail("range() of more than 16 million items");
+                       Array out;
+                       for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.emplace_back(i);
+                       return Value::array(std::move(out));
+                   }));
+    auto keyword_object = [](const Args& a) {
+        Object members;
+        if (!a.positional.empty()) members = a.positional[0].members();
+        for (const auto& [k, v] : a.named) members.emplace_back(k, v);
+        return members;
+    };
+    g.emplace_back("namespace", Value::function([keyword_object](const Args& a) {
+                       return Value::namespace_object(keyword_object(a));
+                   }));
+    g.emplace_back("dict",
+                   Value::function([keyword_object](const Args& a) { return Value::object(keyword_object(a)); }));
+    g.emplace_back("raise_exception", Value::function([](const Args& a) -> Value {
+                       fail("the chat template raised: ", a.positional.empty() ? std::string() : a.positional[0].str());
+                   }));
+    g.emplace_back("strftime_now", Value::function([](const Args& a) {
+                       const std::time_t now = std::time(nullptr);
+                       std::tm local{};
+                       localtime_r(&now, &local);
+                       char buf[256];
+                       const size_t n = std::strftime(buf, sizeof buf,
+                                                      arg(a, 0, "format", "strftime_now").as_string().c_str(), &local);
+                       return Value(std::string(buf, n));
+                   }));
+    return g;
+}
+
+}  // namespace strata::jinja

@@ -1,0 +1,406 @@
+#include "decode/jinja_value.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "util/error.h"
+#include "util/json.h"
+
+namespace strata::jinja {
+
+const Value* Args::get(size_t i, std::string_view name) const {
+    if (i < positional.size()) return &positional[i];
+    for (const auto& [key, value] : named) {
+        if (key == name) return &value;
+    }
+    return nullptr;
+}
+
+Value Value::undefined(std::string name) {
+    Value v;
+    v.string_ = std::move(name);
+    return v;
+}
+
+Value Value::none() {
+    Value v;
+    v.kind_ = Kind::None;
+    return v;
+}
+
+Value Value::array(Array items, bool tuple) {
+    Value v;
+    v.kind_ = Kind::Array;
+    v.tuple_ = tuple;
+    v.array_ = std::make_shared<Array>(std::move(items));
+    return v;
+}
+
+Value Value::object(Object members) {
+    Value v;
+    v.kind_ = Kind::Object;
+    v.object_ = std::make_shared<Object>(std::move(members));
+    return v;
+}
+
+Value Value::namespace_object(Object members) {
+    Value v = object(std::move(members));
+    v.namespace_ = true;
+    return v;
+}
+
+Value Value::function(Function fn) {
+    Value v;
+    v.kind_ = Kind::Function;
+    v.function_ = std::make_shared<Function>(std::move(fn));
+    return v;
+}
+
+Value Value::from_json(const Json& json) {
+    switch (json.kind()) {
+        case Json::Kind::Null: return none();
+        case Json::Kind::Bool: return Value(json.as_bool());
+        case Json::Kind::Number: {
+            const double d = json.as_number();
+            if (d == std::floor(d) && std::fabs(d) < 9007199254740992.0) return Value(static_cast<int64_t>(d));
+            return Value(d);
+        }
+        case Json::Kind::String: return Value(json.as_string());
+        case Json::Kind::Array: {
+            Array items;
+            for (const Json& item : json.items()) items.push_back(from_json(item));
+            return array(std::move(items));
+        }
+        case Json::Kind::Object: {
+            Object members;
+            for (const auto& [key, value] : json.members()) members.emplace_back(key, from_json(value));
+            return object(std::move(members));
+        }
+    }
+    return none();
+}
+
+bool Value::truthy() const {
+    switch (kind_) {
+        case Kind::Undefined:
+        case Kind::None: return false;
+        case Kind::Bool:
+        case Kind::Int: return int_ != 0;
+        case Kind::Float: return float_ != 0;
+        case Kind::String: return !string_.empty();
+        case Kind::Array: return !array_->empty();
+        case Kind::Object: return !object_->empty();
+        case Kind::Function: return true;
+    }
+    return false;
+}
+
+int64_t Value::as_int() const {
+    if (kind_ != Kind::Int && kind_ != Kind::Bool) fail("expected an integer, got ", type_name());
+    return int_;
+}
+
+double Value::as_number() const {
+    if (kind_ == Kind::Float) return float_;
+    if (kind_ == Kind::Int || kind_ == Kind::Bool) return static_cast<double>(int_);
+    fail("expected a number, got ", type_name());
+}
+
+const std::string& Value::as_string() const {
+    if (kind_ != Kind::String) fail("expected a string, got ", type_name());
+    return string_;
+}
+
+const Array& Value::items() const {
+    if (kind_ != Kind::Array) fail("expected a list, got ", type_name());
+    return *array_;
+}
+
+const Object& Value::members() const {
+    if (kind_ != Kind::Object) fail("expected a mapping, got ", type_name());
+    return *object_;
+}
+
+const Function& Value::function() const {
+    if (kind_ != Kind::Function) fail("'", type_name(), "' object is not callable");
+    return *function_;
+}
+
+const Value* Value::find(std::string_view key) const {
+    if (kind_ != Kind::Object) return nullptr;
+    for (const auto& [k, v] : *object_) {
+        if (k == key) return &v;
+    }
+    return nullptr;
+}
+
+void Value::set_member(const std::string& key, Value v) const {
+    if (!is_namespace()) fail("cannot assign attribute '", key, "' on a ", type_name(), " (only on a namespace())");
+    for (auto& [k, existing] : *object_) {
+        if (k == key) {
+            existing = std::move(v);
+            return;
+        }
+    }
+    object_->emplace_back(key, std::move(v));
+}
+
+std::string Value::type_name() const {
+    switch (kind_) {
+        case Kind::Undefined: return "Undefined";
+        case Kind::None: return "NoneType";
+        case Kind::Bool: return "bool";
+        case Kind::Int: return "int";
+        case Kind::Float: return "float";
+        case Kind::String: return "str";
+        case Kind::Array: return tuple_ ? "tuple" : "list";
+        case Kind::Object: return namespace_ ? "Namespace" : "dict";
+        case Kind::Function: return "function";
+    }
+    return "?";
+}
+
+std::string python_float(double d) {
+    if (std::isnan(d)) return "nan";
+    if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
+    char buf[64];
+    // Shortest round-trip digits, as Python's repr uses; re-laid out by Python's rule below.
+    const auto end = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific).ptr;
+    std::string s(buf, end);
+    std::string sign;
+    if (s[0] == '-') {
+        sign = "-";
+        s.erase(0, 1);
+    }
+    const size_t e = s.find('e');
+    const int exp = std::stoi(s.substr(e + 1));
+    std::string digits = s.substr(0, e);
+    digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
+    if (exp < -4 || exp >= 16) {
+        std::string out = sign + digits.substr(0, 1);
+        if (digits.size() > 1) out += "." + digits.substr(1);
+        char ebuf[16];
+        std::snprintf(ebuf, sizeof ebuf, "e%c%02d", exp < 0 ? '-' : '+', std::abs(exp));
+        return out + ebuf;
+    }
+    if (exp < 0) return sign + "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
+    const size_t int_digits = static_cast<size_t>(exp) + 1;
+    if (digits.size() <= int_digits) return sign + digits + std::string(int_digits - digits.size(), '0') + ".0";
+    return sign + digits.substr(0, int_digits) + "." + digits.substr(int_digits);
+}
+
+namespace {
+
+std::string repr_string(const std::string& s) {
+    // Python prefers single quotes, switching to double ones when that avoids escaping.
+    const char quote = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
+    std::string out(1, quote);
+    for (unsigned char c : s) {
+        if (c == '\\' || c == quote) {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + quote;
+}
+
+void json_string(std::string& out, const std::string& s) {
+    out += '"';
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            default:
+                if (c < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    out += '"';
+}
+
+}  // namespace
+
+std::string Value::str() const {
+    switch (kind_) {
+        case Kind::Undefined: return "";
+        case Kind::String: return string_;
+        default: return repr();
+    }
+}
+
+std::string Value::repr() const {
+    switch (kind_) {
+        case Kind::Undefined: return "";
+        case Kind::None: return "None";
+        case Kind::Bool: return int_ ? "True" : "False";
+        case Kind::Int: return std::to_string(int_);
+        case Kind::Float: return python_float(float_);
+        case Kind::String: return repr_string(string_);
+        case Kind::Array: {
+            std::string out = tuple_ ? "(" : "[";
+            for (size_t i = 0; i < array_->size(); ++i) out += (i ? ", " : "") + (*array_)[i].repr();
+            if (tuple_ && array_->size() == 1) out += ",";
+            return out + (tuple_ ? ")" : "]");
+        }
+        case Kind::Object: {
+            std::string out = "{";
+            for (size_t i = 0; i < object_->size(); ++i) {
+                out += (i ? ", " : "") + repr_string((*object_)[i].first) + ": " + (*object_)[i].second.repr();
+            }
+            return out + "}";
+        }
+        case Kind::Function: return "<function>";
+    }
+    return "";
+}
+
+std::string Value::to_json(int indent, const std::string& item_sep, const std::string& key_sep, bool sort_keys) const {
+    std::string out;
+    // Python's json.dumps layout: with an indent, every item on its own line; empty containers
+    // stay "[]" / "{}".
+    std::function<void(const Value&, int)> write = [&](const Value& v, int depth) {
+        auto newline = [&](int d) {
+            if (indent < 0) return;
+            out += '\n';
+            out.append(static_cast<size_t>(indent * d), ' ');
+        };
+        switch (v.kind_) {
+            case Kind::None: out += "null"; break;
+            case Kind::Bool: out += v.int_ ? "true" : "false"; break;
+            case Kind::Int: out += std::to_string(v.int_); break;
+            case Kind::Float:
+                if (std::isnan(v.float_))
+                    out += "NaN";
+                else if (std::isinf(v.float_))
+                    out += v.float_ < 0 ? "-Infinity" : "Infinity";
+                else
+                    out += python_float(v.float_);
+                break;
+            case Kind::String: json_string(out, v.string_); break;
+            case Kind::Array: {
+                if (v.array_->empty()) {
+                    out += "[]";
+                    break;
+                }
+                out += '[';
+                for (size_t i = 0; i < v.array_->size(); ++i) {
+                    if (i) out += item_sep;
+                    newline(depth + 1);
+                    write((*v.array_)[i], depth + 1);
+                }
+                newline(depth);
+                out += ']';
+                break;
+            }
+            case Kind::Object: {
+                if (v.object_->empty()) {
+                    out += "{}";
+                    break;
+                }
+                std::vector<const std::pair<std::string, Value>*> members;
+                for (const auto& m : *v.object_) members.push_back(&m);
+                if (sort_keys) {
+                    std::stable_sort(members.begin(), members.end(),
+                                     [](auto* a, auto* b) { return a->first < b->first; });
+                }
+                out += '{';
+                for (size_t i = 0; i < members.size(); ++i) {
+                    if (i) out += item_sep;
+                    newline(depth + 1);
+                    json_string(out, members[i]->first);
+                    out += key_sep;
+                    write(members[i]->second, depth + 1);
+                }
+                newline(depth);
+                out += '}';
+                break;
+            }
+            case Kind::Undefined:
+            case Kind::Function: fail("Object of type ", v.type_name(), " is not JSON serializable");
+        }
+    };
+    write(*this, 0);
+    return out;
+}
+
+bool Value::equals(const Value& other) const {
+    if (is_number() && other.is_number()) {
+        if (kind_ == Kind::Float || other.kind_ == Kind::Float) return as_number() == other.as_number();
+        return int_ == other.int_;
+    }
+    if (kind_ != other.kind_) return false;
+    switch (kind_) {
+        case Kind::Undefined:
+        case Kind::None: return true;
+        case Kind::String: return string_ == other.string_;
+        case Kind::Array:
+            return tuple_ == other.tuple_ && array_->size() == other.array_->size() &&
+                   std::equal(array_->begin(), array_->end(), other.array_->begin(),
+                              [](const Value& a, const Value& b) { return a.equals(b); });
+        case Kind::Object:
+            if (object_->size() != other.object_->size()) return false;
+            for (const auto& [k, v] : *object_) {
+                const Value* o = other.find(k);
+                if (!o || !v.equals(*o)) return false;
+            }
+            return true;
+        case Kind::Function: return function_ == other.function_;
+        default: return false;
+    }
+}
+
+int Value::compare(const Value& other) const {
+    if (is_number() && other.is_number()) {
+        const double a = as_number(), b = other.as_number();
+        return a < b ? -1 : (a > b ? 1 : 0);
+    }
+    if (kind_ == Kind::String && other.kind_ == Kind::String) {
+        // Byte order of UTF-8 is code point order, which Python compares.
+        const int c = string_.compare(other.string_);
+        return c < 0 ? -1 : (c > 0 ? 1 : 0);
+    }
+    if (kind_ == Kind::Array && other.kind_ == Kind::Array) {
+        const size_t n = std::min(array_->size(), other.array_->size());
+        for (size_t i = 0; i < n; ++i) {
+            if (const int c = (*array_)[i].compare((*other.array_)[i])) return c;
+        }
+        return array_->size() < other.array_->size() ? -1 : (array_->size() > other.array_->size() ? 1 : 0);
+    }
+    fail("'<' not supported between instances of '", type_name(), "' and '", other.type_name(), "'");
+}
+
+std::vector<size_t> utf8_offsets(std::string_view s) {
+    std::vector<size_t> offsets;
+    for (size_t i = 0; i < s.size(); ++i) {
+        // Continuation bytes (10xxxxxx) belong to the character before them.
+        if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) offsets.push_back(i);
+    }
+    offsets.push_back(s.size());
+    return offsets;
+}
+
+}  // namespace strata::jinja

@@ -1,0 +1,116 @@
+// The values a Jinja template computes with, with Python's semantics where chat templates rely on
+// them: truthiness, str()/repr() spelling ("None", "True", "1.0", "['a', 1]"), json.dumps output,
+// equality across int/float/bool, ordering, and strings measured in code points, not bytes.
+// Containers are shared, not copied (as Python references are), so a namespace() object assigned
+// in a loop body is seen after the loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace strata {
+class Json;
+}
+
+namespace strata::jinja {
+
+class Value;
+using Array = std::vector<Value>;
+using Object = std::vector<std::pair<std::string, Value>>;  // insertion order, as Python dicts keep it
+
+// A call's arguments: positional ones, then keyword ones.
+struct Args {
+    std::vector<Value> positional;
+    std::vector<std::pair<std::string, Value>> named;
+
+    // The argument at position i or named `name`, or nullptr.
+    const Value* get(size_t i, std::string_view name) const;
+};
+using Function = std::function<Value(const Args&)>;
+
+class Value {
+public:
+    enum class Kind { Undefined, None, Bool, Int, Float, String, Array, Object, Function };
+
+    Value() = default;                         // undefined
+    static Value undefined(std::string name);  // `name` says what was missing, for error messages
+    static Value none();
+    Value(bool b) : kind_(Kind::Bool), int_(b) {}
+    Value(int i) : kind_(Kind::Int), int_(i) {}
+    Value(int64_t i) : kind_(Kind::Int), int_(i) {}
+    Value(double d) : kind_(Kind::Float), float_(d) {}
+    Value(std::string s) : kind_(Kind::String), string_(std::move(s)) {}
+    Value(const char* s) : Value(std::string(s)) {}
+    static Value array(Array items = {}, bool tuple = false);
+    static Value object(Object members = {});
+    // A jinja2 namespace(): an object whose attributes `{% set ns.x = … %}` may assign.
+    static Value namespace_object(Object members);
+    static Value function(Function fn);
+    // JSON objects become objects, arrays arrays, numbers Int when integral and written without a
+    // fraction, else Float.
+    static Value from_json(const Json& json);
+
+    Kind kind() const { return kind_; }
+    bool is_undefined() const { return kind_ == Kind::Undefined; }
+    bool is_none() const { return kind_ == Kind::None; }
+    bool is_string() const { return kind_ == Kind::String; }
+    bool is_array() const { return kind_ == Kind::Array; }
+    bool is_object() const { return kind_ == Kind::Object; }
+    bool is_number() const { return kind_ == Kind::Int || kind_ == Kind::Float || kind_ == Kind::Bool; }
+    bool is_tuple() const { return kind_ == Kind::Array && tuple_; }
+    bool is_namespace() const { return kind_ == Kind::Object && namespace_; }
+    // Python truthiness; undefined is false.
+    bool truthy() const;
+
+    // Accessors throw Error naming the expected and actual type.
+    int64_t as_int() const;    // Int or Bool
+    double as_number() const;  // Int, Float or Bool
+    const std::string& as_string() const;
+    const Array& items() const;
+    const Object& members() const;
+    const Function& function() const;
+    // For undefined values: what was looked up.
+    const std::string& undefined_name() const { return string_; }
+
+    // Object member, or nullptr.
+    const Value* find(std::string_view key) const;
+    // Assigns a namespace attribute (visible through every copy of this value).
+    void set_member(const std::string& key, Value v) const;
+
+    // Python's type name ("str", "int", "list", "dict", "NoneType"…) for error messages.
+    std::string type_name() const;
+    std::string str() const;   // str(): what {{ value }} prints; undefined prints ""
+    std::string repr() const;  // repr(): how values look inside printed containers
+    // json.dumps(value, ensure_ascii=False, indent=indent (< 0: none), separators, sort_keys), as
+    // transformers' tojson filter calls it.
+    std::string to_json(int indent, const std::string& item_separator, const std::string& key_separator,
+                        bool sort_keys) const;
+
+    bool equals(const Value& other) const;  // Python ==, and undefined == undefined
+    // Python ordering (<0, 0, >0) of numbers, strings and sequences; throws Error otherwise.
+    int compare(const Value& other) const;
+
+private:
+    Kind kind_ = Kind::Undefined;
+    bool tuple_ = false, namespace_ = false;
+    int64_t int_ = 0;
+    double float_ = 0;
+    std::string string_;
+    std::shared_ptr<Array> array_;
+    std::shared_ptr<Object> object_;
+    std::shared_ptr<Function> function_;
+};
+
+// Python's repr() of a float: the shortest digits that round-trip, exponent form outside
+// 1e-4 ≤ |x| < 1e16 ("1e-05", "1e+16"), and always a ".0" on integral values.
+std::string python_float(double d);
+
+// UTF-8 code points: byte offsets of each character's start, plus the total size at the end.
+std::vector<size_t> utf8_offsets(std::string_view s);
+
+}  // namespace strata::jinja

@@ -1,0 +1,208 @@
+// safetensors reader: maps each file, validates the JSON header against the file's size, and
+// hands out views; nothing is copied until a tensor is decoded.
+#include "format/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "tensor/float16.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace strata {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The header is JSON text; anything near this size is a corrupt length, not a real header
+// (real ones are a few hundred bytes per tensor).
+constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+
+size_t dtype_size(const std::string& dtype) {
+    if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
+    if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
+    if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
+    if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" || dtype == "F8_E5M2") return 1;
+    return 0;
+}
+
+std::string read_text_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(path.string(), ": cannot open");
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+SafetensorsTensor parse_entry(const std::string& path, const std::string& name, const Json& entry,
+                              const uint8_t* data, uint64_t data_size) {
+    SafetensorsTensor t;
+    t.name = name;
+    t.file = path;
+    const Json* dtype = entry.find("dtype");
+    const Json* shape = entry.find("shape");
+    const Json* offsets = entry.find("data_offsets");
+    if (!dtype || !dtype->is_string() || !shape || !shape->is_array() || !offsets || !offsets->is_array() ||
+        offsets->size() != 2) {
+        fail(path, ": tensor '", name, "': header entry needs dtype (string), shape (array) and data_offsets ([begin, end])");
+    }
+    t.dtype = dtype->as_string();
+    const size_t elem = dtype_size(t.dtype);
+    if (elem == 0) fail(path, ": tensor '", name, "': unknown dtype '", t.dtype, "'");
+    uint64_t n = 1;
+    for (const Json& d : shape->items()) {
+        if (!d.is_number() || d.as_number() < 0) fail(path, ": tensor '", name, "': shape entries must be non-negative integers");
+        t.shape.push_back(d.as_int());
+        n *= static_cast<uint64_t>(t.shape.back());
+    }
+    const double begin_d = (*offsets)[0].as_number(), end_d = (*offsets)[1].as_number();
+    if (begin_d < 0 || end_d < begin_d) fail(path, ": tensor '", name, "': data_offsets [", begin_d, ", ", end_d, "] are not ordered");
+    const auto begin = static_cast<uint64_t>(begin_d), end = static_cast<uint64_t>(end_d);
+    if (end > data_size) {
+        fail(path, ": tensor '", name, "' ends at byte ", end, " of the data section, but the file holds only ", data_size,
+             " (truncated file?)");
+    }
+    if (end - begin != n * elem) {
+        fail(path, ": tensor '", name, "': ", t.dtype, " shape of ", n, " elements needs ", n * elem, " bytes, data_offsets give ",
+             end - begin);
+    }
+    t.data = data + begin;
+    t.nbytes = static_cast<size_t>(end - begin);
+    return t;
+}
+
+}  // namespace
+
+int64_t SafetensorsTensor::n_elements() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+}
+
+std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+    std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
+    f->path_ = path;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(path, ": cannot open (", std::strerror(errno), ")");
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(path, ": not a regular file");
+    }
+    f->size_ = static_cast<size_t>(st.st_size);
+    if (f->size_ < 8) {
+        ::close(fd);
+        fail(path, ": ", f->size_, " bytes is too short for a safetensors file (needs at least the 8-byte header length)");
+    }
+    void* p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED) fail(path, ": mmap failed (", std::strerror(errno), ")");
+    f->base_ = static_cast<const uint8_t*>(p);
+
+    uint64_t header_len = 0;
+    std::memcpy(&header_len, f->base_, 8);
+    if (header_len > kMaxHeaderBytes || header_len > f->size_ - 8) {
+        fail(path, ": header length ", header_len, " does not fit the file of ", f->size_, " bytes (not safetensors, or truncated)");
+    }
+    const std::string_view text(reinterpret_cast<const char*>(f->base_ + 8), header_len);
+    const Json header = Json::parse(text, path + " header");
+    if (!header.is_object()) fail(path, ": header is not a JSON object");
+    const uint8_t* data = f->base_ + 8 + header_len;
+    const uint64_t data_size = f->size_ - 8 - header_len;
+    for (const auto& [name, entry] : header.members()) {
+        if (name == "__metadata__") continue;
+        f->tensors_.push_back(parse_entry(path, name, entry, data, data_size));
+    }
+    std::sort(f->tensors_.begin(), f->tensors_.end(),
+              [](const SafetensorsTensor& a, const SafetensorsTensor& b) { return a.name < b.name; });
+    return f;
+}
+
+SafetensorsFile::~SafetensorsFile() {
+    if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+}
+
+SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
+    SafetensorsCheckpoint c;
+    c.dir_ = dir;
+    const fs::path single = fs::path(dir) / "model.safetensors";
+    const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+    std::vector<std::string> shards;
+    std::map<std::string, std::string> expected;  // tensor -> shard, from the index
+    if (fs::exists(index)) {
+        const Json j = Json::parse(read_text_file(index), index.string());
+        const Json* map = j.find("weight_map");
+        if (!map || !map->is_object()) fail(index.string(), ": no \"weight_map\" object");
+        for (const auto& [name, shard] : map->members()) {
+            if (!shard.is_string()) fail(index.string(), ": weight_map[\"", name, "\"] is not a file name");
+            expected[name] = shard.as_string();
+            if (std::find(shards.begin(), shards.end(), shard.as_string()) == shards.end()) shards.push_back(shard.as_string());
+        }
+        std::sort(shards.begin(), shards.end());
+    } else if (fs::exists(single)) {
+        shards.push_back("model.safetensors");
+    } else {
+        fail(dir, ": no model.safetensors or model.safetensors.index.json");
+    }
+    for (const std::string& shard : shards) {
+        const fs::path p = fs::path(dir) / shard;
+        if (!fs::exists(p)) fail(index.string(), " names shard '", shard, "', which is missing from ", dir);
+        c.files_.push_back(SafetensorsFile::open(p.string()));
+        for (const SafetensorsTensor& t : c.files_.back()->tensors()) {
+            if (!c.by_name_.emplace(t.name, &t).second) fail(dir, ": tensor '", t.name, "' appears in more than one shard");
+        }
+    }
+    for (const auto& [name, shard] : expected) {
+        const SafetensorsTensor* t = c.find(name);
+        if (!t) fail(index.string(), ": tensor '", name, "' is listed in shard '", shard, "' but not stored there");
+        if (fs::path(t->file).filename() != shard) {
+            fail(index.string(), ": tensor '", name, "' is listed in '", shard, "' but stored in '", t->file, "'");
+        }
+    }
+    return c;
+}
+
+std::vector<const SafetensorsTensor*> SafetensorsCheckpoint::tensors() const {
+    std::vector<const SafetensorsTensor*> out;
+    for (const auto& f : files_) {
+        for (const SafetensorsTensor& t : f->tensors()) out.push_back(&t);
+    }
+    return out;
+}
+
+const SafetensorsTensor* SafetensorsCheckpoint::find(std::string_view name) const {
+    auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+}
+
+const SafetensorsTensor& SafetensorsCheckpoint::at(std::string_view name) const {
+    const SafetensorsTensor* t = find(name);
+    if (!t) fail(dir_, ": tensor '", name, "' is missing from the checkpoint");
+    return *t;
+}
+
+void read_as_f32(const SafetensorsTensor& t, std::vector<float>& out) {
+    const size_t n = static_cast<size_t>(t.n_elements());
+    out.resize(n);
+    if (t.dtype == "F32") {
+        std::memcpy(out.data(), t.data, n * sizeof(float));
+    } else if (t.dtype == "F16" || t.dtype == "BF16") {
+        const bool bf16 = t.dtype == "BF16";
+        for (size_t i = 0; i < n; ++i) {
+            uint16_t h;
+            std::memcpy(&h, t.data + 2 * i, 2);
+            out[i] = bf16 ? bf16_to_fp32(h) : fp16_to_fp32(h);
+        }
+    } else {
+        fail(t.file, ": tensor '", t.name, "' has dtype ", t.dtype, "; expected F32, F16 or BF16");
+    }
+}
+
+}  // namespace strata

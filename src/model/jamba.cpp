@@ -1,0 +1,142 @@
+#include "model/jamba.h"
+
+#include <variant>
+
+#include "model/blocks.h"
+#include "model/hparams.h"
+#include "model/mamba_blocks.h"
+#include "model/moe.h"
+#include "util/error.h"
+
+namespace strata {
+
+namespace {
+
+// A key that is either one number for every layer or an array with one per layer.
+std::vector<int64_t> per_layer(const GgufFile& f, const std::string& key, int n_layer) {
+    const GgufValue* v = f.find(key);
+    if (!v) fail(f.path(), ": missing key '", key, "'");
+    if (v->type != GgufType::ARRAY) return std::vector<int64_t>(static_cast<size_t>(n_layer), f.get_i64(key));
+    std::vector<int64_t> values = f.get_int_array(key);
+    if (static_cast<int>(values.size()) != n_layer) {
+        fail(f.path(), ": '", key, "' has ", values.size(), " entries, expected one per layer (", n_layer, ")");
+    }
+    return values;
+}
+
+// The attention and feed-forward shape of layer il, in the form the Transformer blocks take.
+TransformerHparams layer_hparams(const GgufFile& f, const SsmHparams& ssm, int64_t n_head, int64_t n_head_kv) {
+    TransformerHparams h;
+    h.arch = ssm.arch;
+    h.n_vocab = ssm.n_vocab;
+    h.n_embd = ssm.n_embd;
+    h.n_layer = ssm.n_layer;
+    h.rms_eps = ssm.rms_eps;
+    h.n_ctx_train = ssm.n_ctx_train;
+    h.n_ff = f.get_u32(h.key("feed_forward_length"));
+    h.n_head = static_cast<int>(n_head);
+    h.n_head_kv = static_cast<int>(n_head_kv);
+    if (n_head_kv > 0 && (n_head <= 0 || n_head % n_head_kv != 0 || h.n_embd % n_head != 0)) {
+        fail(f.path(), ": attention.head_count ", n_head, " must divide the embedding length ", h.n_embd,
+             " and be a multiple of head_count_kv ", n_head_kv);
+    }
+    h.head_dim_k = h.head_dim_v = n_head > 0 ? static_cast<int>(h.n_embd / n_head) : 0;
+    h.rope.n_rot = 0;  // Jamba's attention has no positional encoding
+    h.n_expert = static_cast<int>(f.get_u32(h.key("expert_count"), 0));
+    h.n_expert_used = static_cast<int>(f.get_u32(h.key("expert_used_count"), 0));
+    h.n_ff_exp = f.get_u32(h.key("expert_feed_forward_length"), static_cast<uint32_t>(h.n_ff));
+    h.n_ff_shexp = h.n_ff_exp;
+    return h;
+}
+
+struct JambaLayer {
+    TransformerHparams hp;
+    std::variant<AttentionBlock, Mamba1Mixer> mixer;
+    std::variant<FeedForwardBlock, MoeBlock> ffn;
+};
+
+class Jamba final : public Model {
+public:
+    Jamba(const GgufFile& file, Backend& backend) : backend_(backend), ssm_(SsmHparams::from_gguf(file, false)) {
+        const WeightLoader w(file);
+        const std::vector<int64_t> n_head = per_layer(file, ssm_.key("attention.head_count"), ssm_.n_layer);
+        const std::vector<int64_t> n_head_kv = per_layer(file, ssm_.key("attention.head_count_kv"), ssm_.n_layer);
+        const MoeRouting routing = MoeRouting::from_gguf(file, ssm_.arch, {.normalize_top_k = false});
+        token_embd_ = w.require("token_embd.weight", {ssm_.n_embd, ssm_.n_vocab});
+        head_ = OutputHead::load(w, ssm_.n_embd, ssm_.n_vocab, token_embd_);
+        for (int i = 0; i < ssm_.n_layer; ++i) {
+            const std::string p = "blk." + std::to_string(i) + ".";
+            JambaLayer l{layer_hparams(file, ssm_, n_head[i], n_head_kv[i]), Mamba1Mixer{}, FeedForwardBlock{}};
+            if (n_head_kv[i] > 0) l.mixer = AttentionBlock::load(w, p, l.hp);
+            else l.mixer = Mamba1Mixer::load(w, p, ssm_);
+            if (file.find_tensor_info(p + "ffn_gate_inp.weight")) l.ffn = MoeBlock::load(w, p, l.hp, routing);
+            else l.ffn = FeedForwardBlock::load(w, p, l.hp);
+            layers_.push_back(std::move(l));
+        }
+        expert_counts_.resize(layers_.size());
+        info_.arch = ssm_.arch;
+        info_.name = file.get_string("general.name", "");
+        info_.n_vocab = ssm_.n_vocab;
+        info_.n_embd = ssm_.n_embd;
+        info_.n_layer = ssm_.n_layer;
+        info_.n_ctx_train = ssm_.n_ctx_train;
+    }
+
+    const ModelInfo& info() const override { return info_; }
+
+    std::unique_ptr<SequenceState> new_state(int n_ctx) const override {
+        std::vector<LayerShape> shapes;
+        for (const JambaLayer& l : layers_) {
+            LayerShape kv;
+            kv.k_width = kv.v_width = int64_t{l.hp.n_head_kv} * l.hp.head_dim_k;
+            shapes.push_back(std::holds_alternative<AttentionBlock>(l.mixer) ? kv : Mamba1Mixer::state_shape(ssm_));
+        }
+        return std::make_unique<SequenceState>(n_ctx, shapes);
+    }
+
+    void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which,
+                 std::vector<float>& logits) override {
+        const int64_t n = static_cast<int64_t>(tokens.size());
+        if (n == 0) fail("forward pass with no tokens");
+        state.check_room(n);
+        const int64_t n_past = state.n_past();
+        std::vector<int32_t> pos(static_cast<size_t>(n));
+        for (int64_t t = 0; t < n; ++t) pos[t] = static_cast<int32_t>(n_past + t);
+        std::vector<float> x(static_cast<size_t>(n * ssm_.n_embd));
+        backend_.get_rows(token_embd_, tokens.data(), n, x.data());
+        for (int il = 0; il < ssm_.n_layer; ++il) {
+            const JambaLayer& l = layers_[static_cast<size_t>(il)];
+            if (const auto* a = std::get_if<AttentionBlock>(&l.mixer)) {
+                a->forward(backend_, l.hp, state.kv(il), n_past, pos.data(), x.data(), n);
+            } else {
+                std::get<Mamba1Mixer>(l.mixer).forward(backend_, ssm_, state, il, x.data(), n);
+            }
+            if (const auto* moe = std::get_if<MoeBlock>(&l.ffn)) {
+                moe->forward(backend_, l.hp, x.data(), n, expert_counts_[static_cast<size_t>(il)]);
+            } else {
+                std::get<FeedForwardBlock>(l.ffn).forward(backend_, l.hp, x.data(), n);
+            }
+        }
+        state.advance(n);
+        head_.forward(backend_, x.data(), n, ssm_.n_embd, ssm_.rms_eps, which, logits);
+    }
+
+    std::string usage_report() const override { return state_size_report(*this) + expert_usage_report(expert_counts_); }
+
+private:
+    Backend& backend_;
+    SsmHparams ssm_;
+    ModelInfo info_;
+    TensorView token_embd_;
+    OutputHead head_;
+    std::vector<JambaLayer> layers_;
+    ExpertCounts expert_counts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_jamba(const GgufFile& file, Backend& backend) {
+    return std::make_unique<Jamba>(file, backend);
+}
+
+}  // namespace strata

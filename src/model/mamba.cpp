@@ -1,0 +1,69 @@
+#include "model/mamba.h"
+
+#include "model/mamba_blocks.h"
+#include "util/error.h"
+
+namespace strata {
+
+namespace {
+
+template <class Mixer>
+class MambaModel final : public Model {
+public:
+    MambaModel(const GgufFile& file, Backend& backend, bool mamba2)
+        : backend_(backend), hp_(SsmHparams::from_gguf(file, mamba2)) {
+        const WeightLoader w(file);
+        token_embd_ = w.require("token_embd.weight", {hp_.n_embd, hp_.n_vocab});
+        head_ = OutputHead::load(w, hp_.n_embd, hp_.n_vocab, token_embd_);
+        for (int i = 0; i < hp_.n_layer; ++i) layers_.push_back(Mixer::load(w, "blk." + std::to_string(i) + ".", hp_));
+        info_.arch = hp_.arch;
+        info_.name = file.get_string("general.name", "");
+        info_.n_vocab = hp_.n_vocab;
+        info_.n_embd = hp_.n_embd;
+        info_.n_layer = hp_.n_layer;
+        info_.n_ctx_train = hp_.n_ctx_train;
+    }
+
+    const ModelInfo& info() const override { return info_; }
+
+    std::unique_ptr<SequenceState> new_state(int n_ctx) const override {
+        return std::make_unique<SequenceState>(
+            n_ctx, std::vector<LayerShape>(static_cast<size_t>(hp_.n_layer), Mixer::state_shape(hp_)));
+    }
+
+    void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which,
+                 std::vector<float>& logits) override {
+        const int64_t n = static_cast<int64_t>(tokens.size());
+        if (n == 0) fail("forward pass with no tokens");
+        state.check_room(n);
+        std::vector<float> x(static_cast<size_t>(n * hp_.n_embd));
+        backend_.get_rows(token_embd_, tokens.data(), n, x.data());
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            layers_[static_cast<size_t>(il)].forward(backend_, hp_, state, il, x.data(), n);
+        }
+        state.advance(n);
+        head_.forward(backend_, x.data(), n, hp_.n_embd, hp_.rms_eps, which, logits);
+    }
+
+    std::string usage_report() const override { return state_size_report(*this); }
+
+private:
+    Backend& backend_;
+    SsmHparams hp_;
+    ModelInfo info_;
+    TensorView token_embd_;
+    OutputHead head_;
+    std::vector<Mixer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_mamba(const GgufFile& file, Backend& backend) {
+    return std::make_unique<MambaModel<Mamba1Mixer>>(file, backend, false);
+}
+
+std::unique_ptr<Model> make_mamba2(const GgufFile& file, Backend& backend) {
+    return std::make_unique<MambaModel<Mamba2Mixer>>(file, backend, true);
+}
+
+}  // namespace strata
