@@ -25,7 +25,7 @@ build: configure
 
 # The main job on the embedded default model.
 run: build
-	$(BUILD)/strata info models/tiny-test.gguf
+	$(BUILD)/strata run -m models/shakespeare-q8_0.gguf -p "ROMEO:" -n 64 --temp 0
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -30,7 +30,8 @@ public:
     std::unique_ptr<SequenceState> new_state(int n_ctx) const override {
         return std::make_unique<SequenceState>(n_ctx, std::vector<LayerShape>{});
     }
-    void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which, std::vector<float>& logits) override {
+    void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which,
+                 std::vector<float>& logits) override {
         state.advance(static_cast<int64_t>(tokens.size()));
         const size_t v = static_cast<size_t>(info_.n_vocab);
         const auto rows = which == Logits::All ? tokens : tokens.last(1);

@@ -78,7 +78,8 @@ inline std::vector<int32_t> greedy(Model& model, const std::vector<int32_t>& pro
 
 // Loads a copy of `file` changed by `edit` (metadata set on the writer) without tensor `drop`;
 // load errors propagate.
-inline void load_rewritten(const GgufFile& file, const std::string& drop, const std::function<void(GgufWriter&)>& edit) {
+inline void load_rewritten(const GgufFile& file, const std::string& drop,
+                           const std::function<void(GgufWriter&)>& edit) {
     GgufWriter w;
     for (const auto& [key, value] : file.metadata()) w.set_value(key, value);
     if (edit) edit(w);

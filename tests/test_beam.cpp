@@ -59,7 +59,8 @@ std::vector<int32_t> hf_beam_search(const test::MarkovModel& m, int32_t prompt_l
         for (int c = 0; c < k; ++c) masked[size_t(c)] += hits[size_t(c)] ? kNeg : 0;
         std::vector<int> order(size_t(k), 0);
         std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return masked[size_t(a)] > masked[size_t(b)]; });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int a, int b) { return masked[size_t(a)] > masked[size_t(b)]; });
         for (int b = 0; b < n; ++b) {
             running[size_t(b)] = seq[size_t(order[size_t(b)])];
             running_score[size_t(b)] = masked[size_t(order[size_t(b)])];
@@ -79,7 +80,8 @@ std::vector<int32_t> hf_beam_search(const test::MarkovModel& m, int32_t prompt_l
         }
         std::vector<int> mo(merged_score.size());
         std::iota(mo.begin(), mo.end(), 0);
-        std::stable_sort(mo.begin(), mo.end(), [&](int a, int b) { return merged_score[size_t(a)] > merged_score[size_t(b)]; });
+        std::stable_sort(mo.begin(), mo.end(),
+                         [&](int a, int b) { return merged_score[size_t(a)] > merged_score[size_t(b)]; });
         for (int b = 0; b < n; ++b) {
             finished[size_t(b)] = merged_seq[size_t(mo[size_t(b)])];
             finished_score[size_t(b)] = merged_score[size_t(mo[size_t(b)])];
@@ -118,8 +120,9 @@ TEST_CASE("beam search equals a transcription of Hugging Face's on random Markov
                         m.forward(*state, prompt, Logits::Last, logits);
                         std::function<bool(int32_t)> is_eos;
                         if (eos >= 0) is_eos = [eos](int32_t t) { return t == eos; };
-                        BeamResult r = beam_search(m, *state, logits,
-                                                   {.n_beams = n_beams, .n_predict = max_new, .length_penalty = float(alpha)}, is_eos);
+                        BeamResult r = beam_search(
+                            m, *state, logits,
+                            {.n_beams = n_beams, .n_predict = max_new, .length_penalty = float(alpha)}, is_eos);
                         const auto expected = hf_beam_search(m, 5, n_beams, max_new, alpha, eos);
                         CHECK(r.tokens == expected);
                         CHECK(state->n_past() == 2);  // the prompt state is not consumed
@@ -154,7 +157,8 @@ TEST_CASE("beam search: --beams 4 -n 16 equals Hugging Face num_beams=4 on the f
             auto state = model->new_state(static_cast<int>(p.prompt_ids.size()) + 16);
             std::vector<float> logits;
             model->forward(*state, p.prompt_ids, Logits::Last, logits);
-            BeamResult r = beam_search(*model, *state, logits, {.n_beams = 4, .n_predict = 16, .length_penalty = 1.0f}, {});
+            BeamResult r =
+                beam_search(*model, *state, logits, {.n_beams = 4, .n_predict = 16, .length_penalty = 1.0f}, {});
             CHECK(r.tokens == p.beam4);
             matched += r.tokens == p.beam4;
         }

@@ -405,6 +405,8 @@ TEST_CASE("strata chat: a terminal session driven by tmux") {
     CHECK(wait([&](const std::string& p) { return p.find("conversation reset") != std::string::npos && waiting(p); },
                20));
     run("send-keys -t chat C-d");
+    const std::string before_exit = pane();
+    CAPTURE(before_exit);
     CHECK(wait([&](const std::string&) { return exit_status().rfind("1 0", 0) == 0; }, 20));
     const std::string final_pane = pane();
     CAPTURE(final_pane);

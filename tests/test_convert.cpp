@@ -21,6 +21,10 @@
 #include "util/error.h"
 #include "util/json.h"
 
+#ifdef STRATA_HAVE_SENTENCEPIECE
+#include <sentencepiece_processor.h>
+#endif
+
 using namespace strata;
 namespace fs = std::filesystem;
 
@@ -195,7 +199,7 @@ TEST_CASE("convert: logits of the converted files match Hugging Face (F32 ≤ 1e
 
 TEST_CASE("convert --type: the same tensor types and bytes as llama-quantize's files") {
     if (test::skip_without_shared("llama.cpp quantized fixtures")) return;
-    for (const char* type : {"Q8_0", "Q4_K_M"}) {
+    for (const char* type : {"F16", "Q8_0", "Q4_K_M"}) {
         CAPTURE(std::string(type));
         const fs::path ours = convert(test::fixture("hf/llama"), "llama", type);
         std::string lower = type;
@@ -479,4 +483,32 @@ TEST_CASE("convert: bad input fails clearly and leaves no output file") {
     CHECK(output.find("unknown --type 'q3_k_xs'") != std::string::npos);
     CHECK(test::run_strata("convert " + test::fixture("llama2c/stories260K.bin").string() + " -o " + out.string(), &output) == 0);
     CHECK(output.find("placeholder vocabulary") != std::string::npos);
+}
+
+TEST_CASE("convert: tokenizer.model pieces, scores and types as libsentencepiece reads them") {
+    if (test::skip_without_shared("tokenizer fixtures")) return;
+    const fs::path path = test::fixture("tokenizers/llama2-tokenizer.model");
+    const SentencePieceModel m = read_sentencepiece_model(path.string());
+    REQUIRE(m.pieces.size() == 32000);
+    CHECK(m.byte_fallback);
+    CHECK(m.add_dummy_prefix);
+    CHECK((m.unk_id == 0 && m.bos_id == 1 && m.eos_id == 2 && m.pad_id == -1));
+    CHECK(m.pieces[259].text == "\xE2\x96\x81\xE2\x96\x81");
+#ifdef STRATA_HAVE_SENTENCEPIECE
+    sentencepiece::SentencePieceProcessor sp;
+    REQUIRE(sp.Load(path.string()).ok());
+    for (int i = 0; i < sp.GetPieceSize(); ++i) {
+        const auto& p = m.pieces[static_cast<size_t>(i)];
+        const PieceType expected = sp.IsUnknown(i) ? PieceType::Unknown : sp.IsControl(i) ? PieceType::Control
+                                 : sp.IsByte(i)    ? PieceType::Byte     : sp.IsUnused(i)  ? PieceType::Unused
+                                                                                            : p.type;  // normal or user-defined
+        if (p.text != sp.IdToPiece(i) || p.score != sp.GetScore(i) || p.type != expected) {
+            FAIL("piece ", i, " differs: '", p.text, "' vs '", sp.IdToPiece(i), "'");
+        }
+    }
+#else
+    MESSAGE("libsentencepiece not found: pieces checked only by count and spot values");
+#endif
+    CHECK_THROWS_WITH_AS(parse_sentencepiece_model(std::string("\x0a\xff", 2), "bad.model"),
+                         doctest::Contains("bad.model: malformed SentencePiece model at byte"), Error);
 }

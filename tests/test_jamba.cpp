@@ -25,7 +25,9 @@ TEST_CASE("jamba logits match Hugging Face (F32 ≤ 1e-4, F16 ≤ 2e-3 relative 
 TEST_CASE("jamba greedy continuations equal Hugging Face's") {
     if (test::skip_without_shared("HF greedy continuations")) return;
     test::LoadedModel l = test::load_fixture("jamba-f32.gguf");
-    for (const auto& p : test::load_reference("jamba").prompts) CHECK(test::greedy(*l.model, p.prompt_ids, 32) == p.greedy);
+    for (const auto& p : test::load_reference("jamba").prompts) {
+        CHECK(test::greedy(*l.model, p.prompt_ids, 32) == p.greedy);
+    }
 }
 
 TEST_CASE("jamba perplexity: F32 within 0.05% of Hugging Face, quantized within 0.3% of llama.cpp") {
@@ -68,13 +70,15 @@ TEST_CASE("jamba sequence state: batch = steps, rollback via snapshots, clone, s
 TEST_CASE("jamba bad input: per-layer head counts, missing mixer tensors") {
     if (test::skip_without_shared("jamba-f32.gguf")) return;
     test::LoadedModel l = test::load_fixture("jamba-f32.gguf");
-    CHECK_THROWS_WITH_AS(
-        test::load_rewritten(*l.file, "", [](GgufWriter& w) { w.set_i32_array("jamba.attention.head_count_kv", {0, 2, 0}); }),
-        doctest::Contains("'jamba.attention.head_count_kv' has 3 entries, expected one per layer (4)"), Error);
+    const auto kv_heads = [](std::vector<int32_t> counts) {
+        return [counts](GgufWriter& w) { w.set_i32_array("jamba.attention.head_count_kv", counts); };
+    };
+    CHECK_THROWS_WITH_AS(test::load_rewritten(*l.file, "", kv_heads({0, 2, 0})),
+                         doctest::Contains("'jamba.attention.head_count_kv' has 3 entries, expected one per layer (4)"),
+                         Error);
     // Layer 2 declared an attention layer, but the file has its Mamba tensors.
-    CHECK_THROWS_WITH_AS(
-        test::load_rewritten(*l.file, "", [](GgufWriter& w) { w.set_i32_array("jamba.attention.head_count_kv", {0, 2, 2, 2}); }),
-        doctest::Contains("missing tensor 'blk.2.attn_q.weight'"), Error);
+    CHECK_THROWS_WITH_AS(test::load_rewritten(*l.file, "", kv_heads({0, 2, 2, 2})),
+                         doctest::Contains("missing tensor 'blk.2.attn_q.weight'"), Error);
     CHECK_THROWS_WITH_AS(test::load_rewritten(*l.file, "blk.0.ssm_c_norm.weight", {}),
                          doctest::Contains("missing tensor 'blk.0.ssm_c_norm.weight' (expected shape [16])"), Error);
     CHECK_THROWS_WITH_AS(test::load_rewritten(*l.file, "blk.2.ssm_dt.bias", {}),

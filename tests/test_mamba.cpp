@@ -55,20 +55,22 @@ TEST_CASE("SSM scan: chunked SSD form and threaded recurrence equal the referenc
     mamba2.head_dim = 8;
     mamba2.d_state = 16;
     mamba2.n_group = 2;
+    const auto chunked = [&](auto... args) { ssd_chunked_scan(pool, args...); };
+    const auto backend_scan = [&](auto... args) { cpu_ssm_scan(pool, args...); };
     for (int64_t n : {1, 9, 64, 150}) {  // one token, partial chunk, exact chunk, 2 chunks + tail
         CAPTURE(n);
-        auto [dy, ds] = scan_difference(mamba2, n, [&](auto... args) { ssd_chunked_scan(pool, args...); }, 7);
+        auto [dy, ds] = scan_difference(mamba2, n, chunked, 7);
         CHECK(dy < tol);
         CHECK(ds < tol);
-        auto [ty, ts] = scan_difference(mamba2, n, [&](auto... args) { cpu_ssm_scan(pool, args...); }, 8);
+        auto [ty, ts] = scan_difference(mamba2, n, backend_scan, 8);
         CHECK(ty < tol);
         CHECK(ts < tol);
     }
     SsmScanParams mamba1;
-    mamba1.n_head = 24;
+    mamba1.n_head = 96;  // enough heads to be split across both threads
     mamba1.d_state = 16;
     mamba1.a_per_state = true;
-    auto [y1, s1] = scan_difference(mamba1, 37, [&](auto... args) { cpu_ssm_scan(pool, args...); }, 9);
+    auto [y1, s1] = scan_difference(mamba1, 37, backend_scan, 9);
     CHECK(y1 == 0);  // the same loop per head, only split across threads
     CHECK(s1 == 0);
 }
@@ -126,7 +128,8 @@ TEST_CASE("gated RMSNorm normalizes each group of y ⊙ silu(z) separately") {
             ss += v[i] * v[i];
         }
         for (int64_t i = 0; i < g; ++i) {
-            CHECK(out[r * g + i] == doctest::Approx(v[i] / std::sqrt(ss / g + 1e-5) * w[(r % groups) * g + i]).epsilon(1e-5));
+            CHECK(out[r * g + i] ==
+                  doctest::Approx(v[i] / std::sqrt(ss / g + 1e-5) * w[(r % groups) * g + i]).epsilon(1e-5));
         }
     }
 }
@@ -149,7 +152,9 @@ TEST_CASE("mamba and mamba2 greedy continuations equal Hugging Face's") {
     for (const char* name : {"mamba", "mamba2"}) {
         CAPTURE(std::string(name));
         test::LoadedModel l = test::load_fixture(std::string(name) + "-f32.gguf");
-        for (const auto& p : test::load_reference(name).prompts) CHECK(test::greedy(*l.model, p.prompt_ids, 32) == p.greedy);
+        for (const auto& p : test::load_reference(name).prompts) {
+            CHECK(test::greedy(*l.model, p.prompt_ids, 32) == p.greedy);
+        }
     }
 }
 
@@ -185,8 +190,8 @@ TEST_CASE("mamba2 perplexity: F32 within 0.05% of Hugging Face, quantized files 
         const char* file;
         double tol;
     };
-    for (Case c : {Case{"mamba2-q8_0.gguf", 5e-3}, Case{"mamba2-q6_k.gguf", 1e-2},
-                   Case{"mamba2-q4_k_m.gguf", 3e-2}, Case{"mamba2-q4_0.gguf", 8e-2}}) {
+    for (Case c : {Case{"mamba2-q8_0.gguf", 5e-3}, Case{"mamba2-q6_k.gguf", 1e-2}, Case{"mamba2-q4_k_m.gguf", 3e-2},
+                   Case{"mamba2-q4_0.gguf", 8e-2}}) {
         CAPTURE(std::string(c.file));
         test::LoadedModel l = test::load_fixture(c.file);
         const double ppl = perplexity(*l.model, tokens, 128, 16, 1).ppl;
@@ -226,12 +231,14 @@ TEST_CASE("mamba bad input: missing SSM tensors and inconsistent dimensions") {
     if (test::skip_without_shared("mamba fixtures")) return;
     test::LoadedModel m1 = test::load_fixture("mamba-f32.gguf");
     CHECK_THROWS_WITH_AS(test::load_rewritten(*m1.file, "blk.1.ssm_conv1d.weight", {}),
-                         doctest::Contains("missing tensor 'blk.1.ssm_conv1d.weight' (expected shape [4, 256])"), Error);
+                         doctest::Contains("missing tensor 'blk.1.ssm_conv1d.weight' (expected shape [4, 256])"),
+                         Error);
     CHECK_THROWS_WITH_AS(test::load_rewritten(*m1.file, "blk.2.ssm_a", {}),
                          doctest::Contains("missing tensor 'blk.2.ssm_a' (expected shape [16, 256])"), Error);
     CHECK_THROWS_WITH_AS(
         test::load_rewritten(*m1.file, "", [](GgufWriter& w) { w.set_u32("mamba.ssm.inner_size", 300); }),
-        doctest::Contains("tensor 'blk.0.ssm_in.weight' has shape [128, 512], expected [128, 600] (from mamba.ssm.inner_size = 300"),
+        doctest::Contains(
+            "tensor 'blk.0.ssm_in.weight' has shape [128, 512], expected [128, 600] (from mamba.ssm.inner_size = 300"),
         Error);
     CHECK_THROWS_WITH_AS(
         test::load_rewritten(*m1.file, "", [](GgufWriter& w) { w.set_u32("mamba.ssm.state_size", 0); }),

@@ -97,7 +97,8 @@ TEST_CASE("top-k, top-p, min-p and temperature keep the right tokens with the ri
     const std::vector<int32_t> ids = {3, 0, 5, 1, 4, 2};
     const std::vector<double> probs = {0.4, 0.25, 0.15, 0.1, 0.06, 0.04};
     std::vector<float> logits(6);
-    for (size_t i = 0; i < ids.size(); ++i) logits[static_cast<size_t>(ids[i])] = static_cast<float>(std::log(probs[i]));
+    for (size_t i = 0; i < ids.size(); ++i)
+        logits[static_cast<size_t>(ids[i])] = static_cast<float>(std::log(probs[i]));
     TokenDistribution d;
 
     SUBCASE("top-k") {
@@ -221,7 +222,8 @@ TEST_CASE("seeded draws follow the chain's distribution (chi-square, p = 0.001 t
         // 0.999 quantiles of chi-square with k − 1 degrees of freedom: a correct sampler fails
         // one seed in a thousand (the seed is fixed, so the test is deterministic).
         const double threshold = c.expected.size() == 8 ? 24.32 : 16.27;  // df 7, df 3
-        MESSAGE(std::string(c.name), ": chi-square ", chi2, " (df ", c.expected.size() - 1, ", threshold ", threshold, ")");
+        MESSAGE(std::string(c.name), ": chi-square ", chi2, " (df ", c.expected.size() - 1, ", threshold ", threshold,
+                ")");
         CHECK(chi2 < threshold);
     }
 }
@@ -258,7 +260,8 @@ TEST_CASE("strata run: a seeded sampled run repeats across runs and thread count
     const std::string model = test::fixture("gguf/llama-f32.gguf").string();
     auto text = [&](int threads) {
         std::string out;
-        const std::string args = "run -m " + model + " -p 'First Citizen:' -n 24 --seed 42 --temp 1.0 --top-k 0 --min-p 0 -t " +
+        const std::string args = "run -m " + model +
+                                 " -p 'First Citizen:' -n 24 --seed 42 --temp 1.0 --top-k 0 --min-p 0 -t " +
                                  std::to_string(threads);
         REQUIRE(test::run_strata(args, &out) == 0);
         // Keep stdout's text: drop the log lines strata writes to stderr.

@@ -121,7 +121,8 @@ TEST_CASE("the rejection rule turns draws from q into draws from p (chi-square, 
     CHECK(std::all_of(dense.begin(), dense.end(), [](float x) { return x == 0; }));
     const double chi2 = chi_square(counts, {0.35, 0.1, 0.25, 0.0, 0.3}, n);
     // Acceptance probability = Σ min(p, q) = 0.2 + 0.1 + 0.25 = 0.55.
-    MESSAGE(std::string("single position: chi-square "), chi2, " (df 3, threshold 16.27), acceptance ", double(accepted) / n, " (expected 0.55)");
+    MESSAGE(std::string("single position: chi-square "), chi2, " (df 3, threshold 16.27), acceptance ",
+            double(accepted) / n, " (expected 0.55)");
     CHECK(chi2 < 16.27);
     CHECK(std::abs(double(accepted) / n - 0.55) < 0.01);  // σ ≈ 0.0025
 }
@@ -162,8 +163,8 @@ TEST_CASE("speculative sampling: the first two tokens' joint distribution is the
         for (int i = 0; i < n; ++i) {
             auto ts = target.new_state(16), ds = draft.new_state(16);
             std::vector<int32_t> tokens = {prompt_last};
-            auto st = generate_speculative(target, *ts, draft, *ds, tokens, {.n_predict = 3, .n_draft = n_draft}, sampler,
-                                           [](int32_t) { return true; });
+            auto st = generate_speculative(target, *ts, draft, *ds, tokens, {.n_predict = 3, .n_draft = n_draft},
+                                           sampler, [](int32_t) { return true; });
             REQUIRE(tokens.size() == 4);
             ++counts[size_t(tokens[1] * v + tokens[2])];
             total.drafted += st.drafted;
@@ -171,7 +172,8 @@ TEST_CASE("speculative sampling: the first two tokens' joint distribution is the
         }
         // 16 nonzero cells (4 × 4 after top-k): df 15, 0.999 quantile 37.70.
         const double chi2 = chi_square(counts, expected, n);
-        MESSAGE(std::string("n_draft "), n_draft, ": chi-square ", chi2, " (df 15, threshold 37.70), acceptance ", total.acceptance_rate());
+        MESSAGE(std::string("n_draft "), n_draft, ": chi-square ", chi2, " (df 15, threshold 37.70), acceptance ",
+                total.acceptance_rate());
         CHECK(chi2 < 37.70);
         CHECK(total.accepted > 0);
         CHECK(total.accepted < total.drafted);
@@ -191,8 +193,9 @@ TEST_CASE("greedy speculative decoding equals the target alone, token for token"
         for (const auto& p : ref.prompts) {
             const std::vector<int32_t> expected = alone(*target.model, p.prompt_ids, 32, greedy());
             // n_draft 12 rolls back further than a recurrent state's default snapshot depth (8).
-            for (SpeculativeParams sp : {SpeculativeParams{.n_draft = 1}, SpeculativeParams{.n_draft = 4},
-                                         SpeculativeParams{.n_draft = 12}, SpeculativeParams{.n_draft = 8, .p_min = 0.6f}}) {
+            for (SpeculativeParams sp :
+                 {SpeculativeParams{.n_draft = 1}, SpeculativeParams{.n_draft = 4}, SpeculativeParams{.n_draft = 12},
+                  SpeculativeParams{.n_draft = 8, .p_min = 0.6f}}) {
                 CAPTURE(sp.n_draft);
                 SpeculativeStats st;
                 CHECK(speculative(*target.model, *draft.model, p.prompt_ids, 32, sp, greedy(), &st) == expected);
@@ -202,7 +205,8 @@ TEST_CASE("greedy speculative decoding equals the target alone, token for token"
                 total.generated += st.generated;
             }
         }
-        MESSAGE(std::string(name), ": acceptance ", total.acceptance_rate(), ", ", total.tokens_per_pass(), " tokens per target pass");
+        MESSAGE(std::string(name), ": acceptance ", total.acceptance_rate(), ", ", total.tokens_per_pass(),
+                " tokens per target pass");
     }
 }
 
@@ -224,9 +228,11 @@ TEST_CASE("a draft with another vocabulary is refused") {
     auto target = GgufFile::open(test::fixture("gguf/llama-f32.gguf").string());
     auto draft = GgufFile::open(test::fixture("gguf/llama-draft-f32.gguf").string());
     auto other = GgufFile::open(test::fixture("vocab/ggml-vocab-llama-spm.gguf").string());
-    const Tokenizer t = Tokenizer::from_gguf(*target), d = Tokenizer::from_gguf(*draft), o = Tokenizer::from_gguf(*other);
+    const Tokenizer t = Tokenizer::from_gguf(*target), d = Tokenizer::from_gguf(*draft),
+                    o = Tokenizer::from_gguf(*other);
     CHECK_NOTHROW(check_draft_compatible(t, d));
-    CHECK_THROWS_WITH_AS(check_draft_compatible(t, o), doctest::Contains("the draft model's vocabulary has 32000 tokens, the target's 512"), Error);
+    CHECK_THROWS_WITH_AS(check_draft_compatible(t, o),
+                         doctest::Contains("the draft model's vocabulary has 32000 tokens, the target's 512"), Error);
 }
 
 TEST_CASE("strata run --model-draft at --temp 0 prints what the target alone prints") {
@@ -243,5 +249,6 @@ TEST_CASE("strata run --model-draft at --temp 0 prints what the target alone pri
         return kept;
     };
     const std::string common = " -p 'First Citizen:' -n 40 --temp 0 --ignore-eos";
-    CHECK(stdout_text("run -m " + target + " --model-draft " + draft + common) == stdout_text("run -m " + target + common));
+    CHECK(stdout_text("run -m " + target + " --model-draft " + draft + common) ==
+          stdout_text("run -m " + target + common));
 }

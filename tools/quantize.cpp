@@ -21,6 +21,13 @@ void quantize(const QuantizeOptions& o) {
     if (o.input == o.output) strata::fail(o.output, ": output would overwrite the input");
     std::shared_ptr<const strata::GgufFile> in = strata::GgufFile::open(o.input);
     const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    for (const strata::GgufTensorInfo& t : in->tensor_infos()) {
+        if (strata::type_traits(t.type).is_quantized) {
+            std::fprintf(stderr, "strata: warning: %s is already %s; requantizing adds the errors of both types\n",
+                         t.name.c_str(), strata::type_name(t.type));
+            break;
+        }
+    }
     const strata::ModelPlan plan = strata::plan_from_gguf(in);
     std::fprintf(stderr, "strata: quantizing %s to %s (%s) with %d threads\n", o.input.c_str(), o.output.c_str(), mix->name,
                  threads);

@@ -1,6 +1,7 @@
 // `strata run`: one-shot completion. Prints the prompt, then streams the continuation as it is
 // generated (sampled, or speculatively decoded with -md); with --beams the best beam is printed
 // once the search ends. A timing summary goes to stderr.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -81,7 +82,9 @@ void run(const RunOptions& o) {
         return true;
     };
 
-    auto state = m.model->new_state(m.n_ctx);
+    // Every beam copies the state it forks from: size it to what the search can reach.
+    const int n_ctx = o.beams > 0 ? std::min(m.n_ctx, static_cast<int>(n_prompt) + o.n_predict) : m.n_ctx;
+    auto state = m.model->new_state(n_ctx);
     std::vector<float> logits;
     auto t0 = clock::now();
     double prompt_s = 0;
@@ -97,23 +100,26 @@ void run(const RunOptions& o) {
         }
         prompt_s = seconds_since(t0);
         auto st = strata::generate_speculative(*m.model, *state, *d.model, *draft_state, tokens,
-                                               {.n_predict = o.n_predict, .n_draft = o.n_draft, .p_min = o.draft_p_min}, sampler, print);
+                                               {.n_predict = o.n_predict, .n_draft = o.n_draft, .p_min = o.draft_p_min},
+                                               sampler, print);
         generated = st.generated;
         stop = st.stop;
         std::fprintf(stderr, "\nstrata: draft %lld tokens, accepted %lld (%.1f%%), %.2f tokens per target pass",
-                     static_cast<long long>(st.drafted), static_cast<long long>(st.accepted), 100 * st.acceptance_rate(),
-                     st.tokens_per_pass());
+                     static_cast<long long>(st.drafted), static_cast<long long>(st.accepted),
+                     100 * st.acceptance_rate(), st.tokens_per_pass());
     } else {
         m.model->forward(*state, tokens, strata::Logits::Last, logits);
         prompt_s = seconds_since(t0);
         if (o.beams > 0) {
-            const strata::BeamParams params{.n_beams = o.beams, .n_predict = o.n_predict, .length_penalty = o.length_penalty};
+            const strata::BeamParams params{
+                .n_beams = o.beams, .n_predict = o.n_predict, .length_penalty = o.length_penalty};
             auto is_eos = [&](int32_t id) { return m.tokenizer->is_eog(id); };
             auto best = strata::beam_search(*m.model, *state, logits, params,
                                             o.ignore_eos ? std::function<bool(int32_t)>() : is_eos);
             for (int32_t id : best.tokens) print(id);
             generated = static_cast<int64_t>(best.tokens.size());
-            std::fprintf(stderr, "\nstrata: best of %d beams: log-prob %.4f, score %.4f", o.beams, best.log_prob, best.score);
+            std::fprintf(stderr, "\nstrata: best of %d beams: log-prob %.4f, score %.4f", o.beams, best.log_prob,
+                         best.score);
         } else {
             auto r = strata::generate(*m.model, *state, logits, tokens, o.n_predict, sampler, print);
             generated = r.n_generated;
@@ -127,7 +133,8 @@ void run(const RunOptions& o) {
     std::fputs("\n", stdout);
     std::fflush(stdout);
     const double gen_s = seconds_since(t0) - prompt_s;
-    std::fprintf(stderr, "\nstrata: load %.0f ms | prompt %zu tokens, %.1f tokens/s | generation %lld tokens, %.1f tokens/s\n",
+    std::fprintf(stderr,
+                 "\nstrata: load %.0f ms | prompt %zu tokens, %.1f tokens/s | generation %lld tokens, %.1f tokens/s\n",
                  (m.load_seconds + d.load_seconds) * 1000, n_prompt, static_cast<double>(n_prompt) / prompt_s,
                  static_cast<long long>(generated), generated > 0 ? static_cast<double>(generated) / gen_s : 0.0);
     if (o.verbose) std::fputs(m.model->usage_report().c_str(), stderr);
@@ -147,18 +154,25 @@ void register_run(CLI::App& app) {
     // The sampler chain, in llama.cpp's spelling, order and defaults.
     strata::SamplerParams& s = o->sampling;
     cmd->add_option("--repeat-penalty", s.repeat_penalty, "Penalize repeated tokens (1.0: off)")->capture_default_str();
-    cmd->add_option("--repeat-last-n", s.repeat_last_n, "Tokens the penalties look back over (0: off, -1: all)")->capture_default_str();
-    cmd->add_option("--presence-penalty", s.presence_penalty, "Subtracted from a seen token's logit (0: off)")->capture_default_str();
-    cmd->add_option("--frequency-penalty", s.frequency_penalty, "Subtracted per occurrence (0: off)")->capture_default_str();
+    cmd->add_option("--repeat-last-n", s.repeat_last_n, "Tokens the penalties look back over (0: off, -1: all)")
+        ->capture_default_str();
+    cmd->add_option("--presence-penalty", s.presence_penalty, "Subtracted from a seen token's logit (0: off)")
+        ->capture_default_str();
+    cmd->add_option("--frequency-penalty", s.frequency_penalty, "Subtracted per occurrence (0: off)")
+        ->capture_default_str();
     cmd->add_option("--top-k", s.top_k, "Keep the k most likely tokens (0: off)")->capture_default_str();
-    cmd->add_option("--top-p", s.top_p, "Keep the smallest set with this much probability (1.0: off)")->capture_default_str();
-    cmd->add_option("--min-p", s.min_p, "Drop tokens below min-p times the best one's probability (0: off)")->capture_default_str();
+    cmd->add_option("--top-p", s.top_p, "Keep the smallest set with this much probability (1.0: off)")
+        ->capture_default_str();
+    cmd->add_option("--min-p", s.min_p, "Drop tokens below min-p times the best one's probability (0: off)")
+        ->capture_default_str();
     cmd->add_option("--temp", s.temperature, "Temperature; 0 is greedy")->capture_default_str();
     cmd->add_option("--seed", o->seed, "Random seed (default: random, printed)");
     cmd->add_option("--beams", o->beams, "Beam search with this many beams (0: off)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--length-penalty", o->length_penalty, "Beam score = log-prob / length^A")->capture_default_str();
     cmd->add_option("--model-draft", o->draft_path, "Draft model for speculative decoding");
-    cmd->add_option("--draft,--draft-max", o->n_draft, "Most tokens drafted per target pass")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--draft,--draft-max", o->n_draft, "Most tokens drafted per target pass")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--draft-p-min", o->draft_p_min, "Stop drafting below this draft probability (0: never)")
         ->capture_default_str()
         ->check(CLI::Range(0.0f, 1.0f));

@@ -45,9 +45,11 @@ void best_continuations(const Beam& beam, int beam_index, int k, std::vector<int
     order.resize(l.size());
     std::iota(order.begin(), order.end(), 0);
     const size_t n = std::min(order.size(), static_cast<size_t>(k));
-    std::nth_element(order.begin(), order.begin() + static_cast<ptrdiff_t>(n) - 1, order.end(), [&](int32_t a, int32_t b) {
-        return l[static_cast<size_t>(a)] > l[static_cast<size_t>(b)] || (l[static_cast<size_t>(a)] == l[static_cast<size_t>(b)] && a < b);
-    });
+    std::nth_element(order.begin(), order.begin() + static_cast<ptrdiff_t>(n) - 1, order.end(),
+                     [&](int32_t a, int32_t b) {
+                         return l[static_cast<size_t>(a)] > l[static_cast<size_t>(b)] ||
+                                (l[static_cast<size_t>(a)] == l[static_cast<size_t>(b)] && a < b);
+                     });
     for (size_t i = 0; i < n; ++i) {
         out.push_back({beam_index, order[i], beam.log_prob + l[static_cast<size_t>(order[i])] - log_z});
     }
@@ -58,7 +60,9 @@ class FinishedSet {
 public:
     FinishedSet(int n_beams, float length_penalty) : n_beams_(static_cast<size_t>(n_beams)), alpha_(length_penalty) {}
 
-    double score(double log_prob, size_t length) const { return log_prob / std::pow(static_cast<double>(length), alpha_); }
+    double score(double log_prob, size_t length) const {
+        return log_prob / std::pow(static_cast<double>(length), alpha_);
+    }
     bool full() const { return hyps_.size() == n_beams_; }
     double worst() const { return hyps_.back().score; }
     const BeamResult& best() const { return hyps_.front(); }
@@ -67,7 +71,8 @@ public:
         BeamResult r{std::move(tokens), log_prob, 0};
         r.score = score(log_prob, r.tokens.size());
         if (full() && !(r.score > worst())) return;
-        auto at = std::upper_bound(hyps_.begin(), hyps_.end(), r.score, [](double s, const BeamResult& h) { return s > h.score; });
+        auto at = std::upper_bound(hyps_.begin(), hyps_.end(), r.score,
+                                   [](double s, const BeamResult& h) { return s > h.score; });
         hyps_.insert(at, std::move(r));
         if (hyps_.size() > n_beams_) hyps_.pop_back();
     }
@@ -97,7 +102,8 @@ BeamResult beam_search(Model& model, const SequenceState& prompt_state, std::spa
 
     for (int step = 0; step < params.n_predict; ++step) {
         candidates.clear();
-        for (size_t b = 0; b < running.size(); ++b) best_continuations(running[b], static_cast<int>(b), n_candidates, order, candidates);
+        for (size_t b = 0; b < running.size(); ++b)
+            best_continuations(running[b], static_cast<int>(b), n_candidates, order, candidates);
         std::sort(candidates.begin(), candidates.end(), better);
         if (candidates.size() > static_cast<size_t>(n_candidates)) candidates.resize(static_cast<size_t>(n_candidates));
 
@@ -128,7 +134,8 @@ BeamResult beam_search(Model& model, const SequenceState& prompt_state, std::spa
         for (const Candidate* c : chosen) {
             Beam& parent = running[static_cast<size_t>(c->beam)];
             Beam child;
-            child.state = --children[static_cast<size_t>(c->beam)] > 0 ? parent.state->clone() : std::move(parent.state);
+            child.state =
+                --children[static_cast<size_t>(c->beam)] > 0 ? parent.state->clone() : std::move(parent.state);
             child.tokens = extended(*c);
             child.log_prob = c->log_prob;
             model.forward(*child.state, std::span<const int32_t>(&c->token, 1), Logits::Last, child.logits);

@@ -2,9 +2,8 @@
 
 namespace strata {
 
-GenerationResult generate(Model& model, SequenceState& state, std::vector<float>& logits,
-                          std::vector<int32_t>& tokens, int n_predict, Sampler& sampler,
-                          const TokenCallback& on_token) {
+GenerationResult generate(Model& model, SequenceState& state, std::vector<float>& logits, std::vector<int32_t>& tokens,
+                          int n_predict, Sampler& sampler, const TokenCallback& on_token) {
     GenerationResult r;
     while (r.n_generated < n_predict) {
         const int32_t next = sampler.sample(logits, tokens);

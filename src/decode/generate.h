@@ -25,8 +25,7 @@ struct GenerationResult {
 // Generates up to n_predict tokens after `tokens` (the sequence so far, all processed into
 // `state`, with `logits` the last position's). Accepted tokens are appended to `tokens` and
 // processed, except the last one when generation ends (it is in `tokens`, not yet in `state`).
-GenerationResult generate(Model& model, SequenceState& state, std::vector<float>& logits,
-                          std::vector<int32_t>& tokens, int n_predict, Sampler& sampler,
-                          const TokenCallback& on_token);
+GenerationResult generate(Model& model, SequenceState& state, std::vector<float>& logits, std::vector<int32_t>& tokens,
+                          int n_predict, Sampler& sampler, const TokenCallback& on_token);
 
 }  // namespace strata

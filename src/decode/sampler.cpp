@@ -92,7 +92,9 @@ void top_p(float p, TokenDistribution& d) {
         size_t done = 0;
         double mass = 0;
         for (;;) {
-            if (m < c.size()) std::nth_element(c.begin() + static_cast<ptrdiff_t>(done), c.begin() + static_cast<ptrdiff_t>(m), c.end(), before);
+            if (m < c.size())
+                std::nth_element(c.begin() + static_cast<ptrdiff_t>(done), c.begin() + static_cast<ptrdiff_t>(m),
+                                 c.end(), before);
             for (size_t i = done; i < m; ++i) mass += c[i].p;
             if (mass >= p || m == c.size()) break;
             done = m;

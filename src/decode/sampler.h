@@ -21,9 +21,9 @@ struct SamplerParams {
     int repeat_last_n = 64;
     float presence_penalty = 0.0f;
     float frequency_penalty = 0.0f;
-    int top_k = 40;       // ≤ 0: off
-    float top_p = 0.95f;  // 1: off
-    float min_p = 0.05f;  // 0: off
+    int top_k = 40;            // ≤ 0: off
+    float top_p = 0.95f;       // 1: off
+    float min_p = 0.05f;       // 0: off
     float temperature = 0.8f;  // 0: greedy
     uint64_t seed = 0;
 
@@ -49,8 +49,8 @@ struct TokenDistribution {
 
 // Applies the chain to logits given the sequence so far (for the penalties); greedy keeps the one
 // best token with p = 1. Throws Error for empty logits or parameters outside their range.
-void apply_sampler_chain(const SamplerParams& params, std::span<const float> logits,
-                         std::span<const int32_t> history, TokenDistribution& out);
+void apply_sampler_chain(const SamplerParams& params, std::span<const float> logits, std::span<const int32_t> history,
+                         TokenDistribution& out);
 
 // A uniform double in [0, 1) from 53 bits of the generator: the same for a seed on every platform
 // (std::uniform_real_distribution is not specified bit for bit).

@@ -59,23 +59,26 @@ void check_draft_compatible(const Tokenizer& target, const Tokenizer& draft) {
     }
     for (int32_t id = 0; id < target.n_vocab(); ++id) {
         if (target.token_text(id) != draft.token_text(id)) {
-            fail("the draft model's token ", id, " is '", draft.token_text(id), "', the target's '", target.token_text(id),
-                 "': the vocabularies differ");
+            fail("the draft model's token ", id, " is '", draft.token_text(id), "', the target's '",
+                 target.token_text(id), "': the vocabularies differ");
         }
     }
 }
 
 SpeculativeStats generate_speculative(Model& target, SequenceState& target_state, Model& draft,
                                       SequenceState& draft_state, std::vector<int32_t>& tokens,
-                                      const SpeculativeParams& params, Sampler& sampler, const TokenCallback& on_token) {
+                                      const SpeculativeParams& params, Sampler& sampler,
+                                      const TokenCallback& on_token) {
     const int64_t n_vocab = target.info().n_vocab;
-    if (draft.info().n_vocab != n_vocab) fail("the draft model has ", draft.info().n_vocab, " logits per token, the target ", n_vocab);
+    if (draft.info().n_vocab != n_vocab)
+        fail("the draft model has ", draft.info().n_vocab, " logits per token, the target ", n_vocab);
     if (params.n_draft < 0) fail("--draft must be ≥ 0, got ", params.n_draft);
     if (tokens.empty()) fail("speculative decoding needs at least one token to start from");
     const int past_in = static_cast<int>(tokens.size()) - 1;
     if (target_state.n_past() != past_in || draft_state.n_past() > past_in) {
         fail("speculative decoding: the target state must hold all but the last of the ", tokens.size(),
-             " tokens and the draft state no more (target holds ", target_state.n_past(), ", draft ", draft_state.n_past(), ")");
+             " tokens and the draft state no more (target holds ", target_state.n_past(), ", draft ",
+             draft_state.n_past(), ")");
     }
     // A pass adds up to n_draft + 1 positions and may roll all but one back: recurrent layers need
     // snapshots that deep (attention layers roll back any distance for free).
@@ -123,13 +126,15 @@ SpeculativeStats generate_speculative(Model& target, SequenceState& target_state
         target.forward(target_state, batch, Logits::All, target_logits);
         ++st.target_passes;
         auto target_row = [&](int i) {
-            return std::span<const float>(target_logits).subspan(static_cast<size_t>(i * n_vocab), static_cast<size_t>(n_vocab));
+            return std::span<const float>(target_logits)
+                .subspan(static_cast<size_t>(i * n_vocab), static_cast<size_t>(n_vocab));
         };
         int k = 0;
         int32_t next = -1;
         for (; k < n; ++k) {
             apply_sampler_chain(chain, target_row(k), std::span(tokens).first(base + static_cast<size_t>(k)), p);
-            const AcceptResult r = accept_or_resample(p, q[static_cast<size_t>(k)], tokens[base + static_cast<size_t>(k)], dense, rng);
+            const AcceptResult r =
+                accept_or_resample(p, q[static_cast<size_t>(k)], tokens[base + static_cast<size_t>(k)], dense, rng);
             if (!r.accepted) {
                 next = r.token;
                 break;
@@ -142,7 +147,8 @@ SpeculativeStats generate_speculative(Model& target, SequenceState& target_state
         st.drafted += n;
         st.accepted += k;
 
-        produced.assign(tokens.begin() + static_cast<ptrdiff_t>(base), tokens.begin() + static_cast<ptrdiff_t>(base) + k);
+        produced.assign(tokens.begin() + static_cast<ptrdiff_t>(base),
+                        tokens.begin() + static_cast<ptrdiff_t>(base) + k);
         produced.push_back(next);
         tokens.resize(base);
         for (int32_t t : produced) {

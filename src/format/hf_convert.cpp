@@ -502,8 +502,8 @@ ModelPlan plan_hf_conversion(const std::string& dir) {
     auto ckpt = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir));
     plan.keep_alive.push_back(ckpt);
     plan.keep_alive.push_back(cfg);
-    fs::path folder = fs::path(dir).lexically_normal();
-    if (!folder.has_filename()) folder = folder.parent_path();  // "models/llama/"
+    fs::path folder = fs::absolute(dir).lexically_normal();
+    if (!folder.has_filename()) folder = folder.parent_path();  // "models/llama/" or "."
     add_general_metadata(plan.writer, arch->gguf_arch, model_title(folder.filename().string()));
     add_arch_metadata(plan, *arch, *cfg);
     plan.writer.set_u32("general.quantization_version", 2);

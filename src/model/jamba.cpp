@@ -67,10 +67,16 @@ public:
         for (int i = 0; i < ssm_.n_layer; ++i) {
             const std::string p = "blk." + std::to_string(i) + ".";
             JambaLayer l{layer_hparams(file, ssm_, n_head[i], n_head_kv[i]), Mamba1Mixer{}, FeedForwardBlock{}};
-            if (n_head_kv[i] > 0) l.mixer = AttentionBlock::load(w, p, l.hp);
-            else l.mixer = Mamba1Mixer::load(w, p, ssm_);
-            if (file.find_tensor_info(p + "ffn_gate_inp.weight")) l.ffn = MoeBlock::load(w, p, l.hp, routing);
-            else l.ffn = FeedForwardBlock::load(w, p, l.hp);
+            if (n_head_kv[i] > 0) {
+                l.mixer = AttentionBlock::load(w, p, l.hp);
+            } else {
+                l.mixer = Mamba1Mixer::load(w, p, ssm_);
+            }
+            if (file.find_tensor_info(p + "ffn_gate_inp.weight")) {
+                l.ffn = MoeBlock::load(w, p, l.hp, routing);
+            } else {
+                l.ffn = FeedForwardBlock::load(w, p, l.hp);
+            }
             layers_.push_back(std::move(l));
         }
         expert_counts_.resize(layers_.size());

@@ -42,12 +42,16 @@ SsmHparams SsmHparams::from_gguf(const GgufFile& f, bool mamba2) {
     h.n_head = h.dt_rank;
     if (h.n_head == 0) {
         const TensorView dt_bias = f.tensor_or_empty("blk.0.ssm_dt.bias");
-        if (dt_bias.empty()) fail(f.path(), ": ", h.key("ssm.time_step_rank"), " (the SSM head count) is missing and blk.0.ssm_dt.bias is absent");
+        if (dt_bias.empty()) {
+            fail(f.path(), ": ", h.key("ssm.time_step_rank"),
+                 " (the SSM head count) is missing and blk.0.ssm_dt.bias is absent");
+        }
         h.n_head = dt_bias.ne[0];
     }
     if (h.n_group <= 0 || h.n_head % h.n_group != 0 || h.d_inner % h.n_head != 0) {
-        fail(f.path(), ": inconsistent SSM dimensions: ", h.key("ssm.inner_size"), " ", h.d_inner, " must be a multiple of the head count ",
-             h.n_head, ", itself a multiple of ", h.key("ssm.group_count"), " ", h.n_group);
+        fail(f.path(), ": inconsistent SSM dimensions: ", h.key("ssm.inner_size"), " ", h.d_inner,
+             " must be a multiple of the head count ", h.n_head, ", itself a multiple of ", h.key("ssm.group_count"),
+             " ", h.n_group);
     }
     h.head_dim = h.d_inner / h.n_head;
     return h;
@@ -173,7 +177,9 @@ std::string state_size_report(const Model& model) {
     std::string text = "sequence state: " + std::to_string(s->recurrent_bytes()) +
                        " bytes of recurrent state at every position (the current one and " +
                        std::to_string(s->rollback_depth()) + " rollback snapshots)";
-    if (s->bytes_per_position() > 0) text += " + " + std::to_string(s->bytes_per_position()) + " bytes of KV cache per position";
+    if (s->bytes_per_position() > 0) {
+        text += " + " + std::to_string(s->bytes_per_position()) + " bytes of KV cache per position";
+    }
     return text + "\n";
 }
 

@@ -25,10 +25,10 @@ struct SsmHparams {
     float rms_eps = 1e-5f;
     int d_conv = 0;
     int64_t d_inner = 0, d_state = 0;
-    int64_t dt_rank = 0;                 // Mamba-1: rank of the Δ projection
-    int64_t n_head = 0, head_dim = 0;    // Mamba-2: heads of head_dim channels
-    int64_t n_group = 1;                 // Mamba-2: B/C groups
-    bool dt_b_c_rms = false;             // Falcon-Mamba: unweighted RMSNorm on Δ, B and C
+    int64_t dt_rank = 0;               // Mamba-1: rank of the Δ projection
+    int64_t n_head = 0, head_dim = 0;  // Mamba-2: heads of head_dim channels
+    int64_t n_group = 1;               // Mamba-2: B/C groups
+    bool dt_b_c_rms = false;           // Falcon-Mamba: unweighted RMSNorm on Δ, B and C
 
     static SsmHparams from_gguf(const GgufFile& f, bool mamba2);
     std::string key(const char* suffix) const { return arch + "." + suffix; }
@@ -42,14 +42,14 @@ int64_t vocab_size(const GgufFile& f, const std::string& arch);
 // y = selective_scan(u, Δ, A, B, C) + D ⊙ u. Jamba normalizes Δ_low, B and C first (dt/b/c norms).
 struct Mamba1Mixer {
     std::vector<float> norm;
-    TensorView in_x, in_z;            // row halves of ssm_in
-    std::vector<float> conv_weight;   // [d_inner][d_conv]
-    std::vector<float> conv_bias;     // [d_inner]; empty when absent
-    TensorView x_dt, x_b, x_c;        // row blocks of ssm_x: Δ_low [dt_rank], B [d_state], C [d_state]
+    TensorView in_x, in_z;                       // row halves of ssm_in
+    std::vector<float> conv_weight;              // [d_inner][d_conv]
+    std::vector<float> conv_bias;                // [d_inner]; empty when absent
+    TensorView x_dt, x_b, x_c;                   // row blocks of ssm_x: Δ_low [dt_rank], B [d_state], C [d_state]
     std::vector<float> dt_norm, b_norm, c_norm;  // Jamba's RMSNorm weights; empty when absent
-    bool unit_norms = false;          // dt_b_c_rms without weights
-    TensorView dt_proj;               // [dt_rank → d_inner]
-    std::vector<float> dt_bias, A, D; // A = −exp(A_log) [d_inner][d_state], as stored
+    bool unit_norms = false;                     // dt_b_c_rms without weights
+    TensorView dt_proj;                          // [dt_rank → d_inner]
+    std::vector<float> dt_bias, A, D;            // A = −exp(A_log) [d_inner][d_state], as stored
     TensorView out;
 
     static Mamba1Mixer load(const WeightLoader& w, const std::string& prefix, const SsmHparams& hp);
@@ -62,11 +62,11 @@ struct Mamba1Mixer {
 // one scalar A per head; x += out_proj(rmsnorm_groups(y ⊙ silu(z))).
 struct Mamba2Mixer {
     std::vector<float> norm;
-    TensorView in_z, in_xbc, in_dt;   // row blocks of ssm_in
-    std::vector<float> conv_weight;   // [d_inner + 2·n_group·d_state][d_conv]
+    TensorView in_z, in_xbc, in_dt;  // row blocks of ssm_in
+    std::vector<float> conv_weight;  // [d_inner + 2·n_group·d_state][d_conv]
     std::vector<float> conv_bias;
-    std::vector<float> dt_bias, A, D; // [n_head] each
-    std::vector<float> gate_norm;     // ssm_norm [d_inner]
+    std::vector<float> dt_bias, A, D;  // [n_head] each
+    std::vector<float> gate_norm;      // ssm_norm [d_inner]
     TensorView out;
 
     static Mamba2Mixer load(const WeightLoader& w, const std::string& prefix, const SsmHparams& hp);

@@ -109,11 +109,15 @@ size_t SequenceState::bytes_per_position() const {
 
 size_t SequenceState::recurrent_bytes() const {
     size_t n = 0;
-    for (const RecurrentLayer& r : recurrent_) n += static_cast<size_t>((1 + rollback_depth_) * r.floats()) * sizeof(float);
+    for (const RecurrentLayer& r : recurrent_) {
+        n += static_cast<size_t>((1 + rollback_depth_) * r.floats()) * sizeof(float);
+    }
     return n;
 }
 
-size_t SequenceState::used_bytes() const { return static_cast<size_t>(n_past_) * bytes_per_position() + recurrent_bytes(); }
+size_t SequenceState::used_bytes() const {
+    return static_cast<size_t>(n_past_) * bytes_per_position() + recurrent_bytes();
+}
 
 namespace {
 
@@ -155,11 +159,17 @@ void SequenceState::restore(const std::vector<uint8_t>& image) {
     ImageHeader header;
     if (image.size() < sizeof header) fail("saved sequence state is truncated");
     std::memcpy(&header, image.data(), sizeof header);
-    if (header.magic != kStateMagic || header.n_layers != kv_.size()) fail("saved sequence state belongs to another model");
-    if (static_cast<int>(header.n_past) > n_ctx_) fail("saved sequence state holds ", header.n_past, " tokens, more than the context");
+    if (header.magic != kStateMagic || header.n_layers != kv_.size()) {
+        fail("saved sequence state belongs to another model");
+    }
+    if (static_cast<int>(header.n_past) > n_ctx_) {
+        fail("saved sequence state holds ", header.n_past, " tokens, more than the context");
+    }
     const int64_t depth = header.rollback_depth;
     size_t expected = sizeof header + header.n_past * bytes_per_position();
-    for (const RecurrentLayer& r : recurrent_) expected += static_cast<size_t>((1 + depth) * r.floats()) * sizeof(float);
+    for (const RecurrentLayer& r : recurrent_) {
+        expected += static_cast<size_t>((1 + depth) * r.floats()) * sizeof(float);
+    }
     if (image.size() != expected) fail("saved sequence state has the wrong size");
     set_rollback_depth(static_cast<int>(depth));
     n_past_ = static_cast<int>(header.n_past);

@@ -175,8 +175,6 @@ GgmlType fallback(const TensorSource& t, GgmlType type, std::vector<std::string>
     return to;
 }
 
-std::string tmp_path_for(const std::string& path) { return path + ".strata-tmp"; }
-
 }  // namespace
 
 const QuantMix* find_quant_mix(std::string_view name) {
@@ -272,7 +270,9 @@ WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::
         });
     }
 
-    const std::string tmp = tmp_path_for(path);
+    // Written under a temporary name and renamed when complete: a failure never leaves a
+    // truncated file that looks like a model.
+    const std::string tmp = path + ".strata-tmp";
     try {
         writer.write(tmp);
         std::filesystem::rename(tmp, path);
@@ -289,14 +289,12 @@ WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::
 std::string summary_text(const WriteSummary& s, const std::string& path) {
     std::string types;
     for (const auto& [type, n] : s.type_counts) types += std::string(types.empty() ? "" : ", ") + type_name(type) + " " + std::to_string(n);
-    char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "%s: %zu tensors (%s), %lld parameters\n"
-                  "size %.2f MiB (%.2f bits per weight) -> %.2f MiB (%.2f bits per weight) in %.2f s\n",
-                  path.c_str(), s.n_tensors, types.c_str(), static_cast<long long>(s.n_params),
+    char sizes[256];
+    std::snprintf(sizes, sizeof sizes, "size %.2f MiB (%.2f bits per weight) -> %.2f MiB (%.2f bits per weight) in %.2f s\n",
                   static_cast<double>(s.bytes_in) / (1 << 20), s.bpw_in(), static_cast<double>(s.bytes_out) / (1 << 20),
                   s.bpw_out(), s.seconds);
-    return buf;
+    return path + ": " + std::to_string(s.n_tensors) + " tensors (" + types + "), " + std::to_string(s.n_params) +
+           " parameters\n" + sizes;
 }
 
 ModelPlan plan_from_gguf(std::shared_ptr<const GgufFile> file) {

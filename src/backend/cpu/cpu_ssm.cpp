@@ -25,11 +25,13 @@ constexpr int64_t kSsdMinTokens = 8;
 
 // Items per thread task so that a task does at least ~16k multiply-adds: waking a worker costs
 // microseconds, more than a decode step's conv or scan of a small model.
-int64_t grain(int64_t work_per_item) { return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, work_per_item)); }
+int64_t grain(int64_t work_per_item) {
+    return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, work_per_item));
+}
 
 // The recurrence for heads [h0, h1), every token in order.
-void scan_heads(int64_t h0, int64_t h1, const float* x, const float* dt, const float* A, const float* B,
-                const float* C, const float* D, int64_t n_tokens, const SsmScanParams& p, float* state, float* y) {
+void scan_heads(int64_t h0, int64_t h1, const float* x, const float* dt, const float* A, const float* B, const float* C,
+                const float* D, int64_t n_tokens, const SsmScanParams& p, float* state, float* y) {
     const int64_t P = p.head_dim, N = p.d_state, heads_per_group = p.n_head / p.n_group;
     for (int64_t t = 0; t < n_tokens; ++t) {
         for (int64_t h = h0; h < h1; ++h) {
@@ -100,14 +102,13 @@ void ssd_chunk_head(int64_t h, int64_t L, const float* x, const float* delta, co
 
 }  // namespace
 
-void ssm_scan_reference(const float* x, const float* dt, const float* A, const float* B, const float* C,
-                        const float* D, int64_t n_tokens, const SsmScanParams& p, float* state, float* y) {
+void ssm_scan_reference(const float* x, const float* dt, const float* A, const float* B, const float* C, const float* D,
+                        int64_t n_tokens, const SsmScanParams& p, float* state, float* y) {
     scan_heads(0, p.n_head, x, dt, A, B, C, D, n_tokens, p, state, y);
 }
 
-void ssd_chunked_scan(ThreadPool& pool, const float* x, const float* dt, const float* A, const float* B,
-                      const float* C, const float* D, int64_t n_tokens, const SsmScanParams& p, float* state,
-                      float* y) {
+void ssd_chunked_scan(ThreadPool& pool, const float* x, const float* dt, const float* A, const float* B, const float* C,
+                      const float* D, int64_t n_tokens, const SsmScanParams& p, float* state, float* y) {
     const int64_t N = p.d_state;
     std::vector<float> delta(static_cast<size_t>(n_tokens * p.n_head));
     for (size_t i = 0; i < delta.size(); ++i) delta[i] = softplus(dt[i]);
@@ -133,8 +134,8 @@ void ssd_chunked_scan(ThreadPool& pool, const float* x, const float* dt, const f
             std::vector<float> cum(static_cast<size_t>(L)), w(static_cast<size_t>(L));
             for (int64_t h = h0; h < h1; ++h) {
                 const float* Gh = G.data() + (h / (p.n_head / p.n_group)) * L * L;
-                ssd_chunk_head(h, L, x + c0 * p.n_head * p.head_dim, delta.data() + c0 * p.n_head, A, Bc, Cc, D, Gh,
-                               p, state, y + c0 * p.n_head * p.head_dim, cum, w);
+                ssd_chunk_head(h, L, x + c0 * p.n_head * p.head_dim, delta.data() + c0 * p.n_head, A, Bc, Cc, D, Gh, p,
+                               state, y + c0 * p.n_head * p.head_dim, cum, w);
             }
         });
     }
@@ -157,17 +158,20 @@ void cpu_ssm_conv(ThreadPool& pool, const float* x, int64_t n_tokens, int64_t n_
     const int64_t n_state = d_conv - 1;
     // Row r of x' = [conv_state; x].
     auto row = [&](int64_t r) { return r < n_state ? conv_state + r * n_channels : x + (r - n_state) * n_channels; };
-    pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-        for (int64_t t = t0; t < t1; ++t) {
-            float* ot = out + t * n_channels;
-            for (int64_t c = 0; c < n_channels; ++c) ot[c] = bias ? bias[c] : 0.0f;
-            for (int k = 0; k < d_conv; ++k) {
-                const float* xr = row(t + k);
-                for (int64_t c = 0; c < n_channels; ++c) ot[c] += weight[c * d_conv + k] * xr[c];
+    pool.parallel_for(
+        n_tokens,
+        [&](int64_t t0, int64_t t1, int) {
+            for (int64_t t = t0; t < t1; ++t) {
+                float* ot = out + t * n_channels;
+                for (int64_t c = 0; c < n_channels; ++c) ot[c] = bias ? bias[c] : 0.0f;
+                for (int k = 0; k < d_conv; ++k) {
+                    const float* xr = row(t + k);
+                    for (int64_t c = 0; c < n_channels; ++c) ot[c] += weight[c * d_conv + k] * xr[c];
+                }
+                for (int64_t c = 0; c < n_channels; ++c) ot[c] = silu(ot[c]);
             }
-            for (int64_t c = 0; c < n_channels; ++c) ot[c] = silu(ot[c]);
-        }
-    }, grain(n_channels * d_conv));
+        },
+        grain(n_channels * d_conv));
     // The new state is rows n_tokens … n_tokens + d_conv − 2 of x'; ascending order never
     // overwrites a state row before it is read.
     for (int64_t r = 0; r < n_state; ++r) {
@@ -178,19 +182,22 @@ void cpu_ssm_conv(ThreadPool& pool, const float* x, int64_t n_tokens, int64_t n_
 void cpu_rmsnorm_gated(ThreadPool& pool, const float* y, const float* z, const float* weight, int64_t n_tokens,
                        int64_t dim, int64_t n_group, float eps, float* out) {
     const int64_t group = dim / n_group;
-    pool.parallel_for(n_tokens * n_group, [&](int64_t r0, int64_t r1, int) {
-        std::vector<float> v(static_cast<size_t>(group));
-        for (int64_t r = r0; r < r1; ++r) {
-            const int64_t offset = r * group, w0 = (r % n_group) * group;
-            double sum = 0;
-            for (int64_t i = 0; i < group; ++i) {
-                v[i] = y[offset + i] * silu(z[offset + i]);
-                sum += static_cast<double>(v[i]) * v[i];
+    pool.parallel_for(
+        n_tokens * n_group,
+        [&](int64_t r0, int64_t r1, int) {
+            std::vector<float> v(static_cast<size_t>(group));
+            for (int64_t r = r0; r < r1; ++r) {
+                const int64_t offset = r * group, w0 = (r % n_group) * group;
+                double sum = 0;
+                for (int64_t i = 0; i < group; ++i) {
+                    v[i] = y[offset + i] * silu(z[offset + i]);
+                    sum += static_cast<double>(v[i]) * v[i];
+                }
+                const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(group)) + eps);
+                for (int64_t i = 0; i < group; ++i) out[offset + i] = v[i] * scale * weight[w0 + i];
             }
-            const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(group)) + eps);
-            for (int64_t i = 0; i < group; ++i) out[offset + i] = v[i] * scale * weight[w0 + i];
-        }
-    }, grain(group));
+        },
+        grain(group));
 }
 
 }  // namespace strata

@@ -21,11 +21,10 @@ void cpu_rmsnorm_gated(ThreadPool& pool, const float* y, const float* z, const f
                        int64_t dim, int64_t n_group, float eps, float* out);
 
 // The recurrence on one thread: the reference for both scan forms.
-void ssm_scan_reference(const float* x, const float* dt, const float* A, const float* B, const float* C,
-                        const float* D, int64_t n_tokens, const SsmScanParams& p, float* state, float* y);
+void ssm_scan_reference(const float* x, const float* dt, const float* A, const float* B, const float* C, const float* D,
+                        int64_t n_tokens, const SsmScanParams& p, float* state, float* y);
 // The chunked form alone (scalar A per head only), for the tests.
-void ssd_chunked_scan(ThreadPool& pool, const float* x, const float* dt, const float* A, const float* B,
-                      const float* C, const float* D, int64_t n_tokens, const SsmScanParams& p, float* state,
-                      float* y);
+void ssd_chunked_scan(ThreadPool& pool, const float* x, const float* dt, const float* A, const float* B, const float* C,
+                      const float* D, int64_t n_tokens, const SsmScanParams& p, float* state, float* y);
 
 }  // namespace strata
