@@ -362,10 +362,13 @@ TEST_CASE("strata chat: a terminal session driven by tmux") {
         while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
         return t.size() >= 1 && t.back() == '>' && (t.size() == 1 || t[t.size() - 2] == '\n');
     };
+    std::string last_pane;  // shown when a check fails
+    CAPTURE(last_pane);
     auto wait = [&](const std::function<bool(const std::string&)>& pred, double seconds) {
         const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
         while (std::chrono::steady_clock::now() < end) {
-            if (pred(pane())) return true;
+            last_pane = pane();
+            if (pred(last_pane)) return true;
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         return false;
@@ -382,7 +385,9 @@ TEST_CASE("strata chat: a terminal session driven by tmux") {
     auto exit_status = [&] {
         std::string status;
         if (FILE* p =
-                popen((tmux + "display -p -t chat '#{pane_dead} #{pane_dead_status}' 2>/dev/null").c_str(), "r")) {
+                popen((tmux + "display -p -t chat '#{pane_dead} #{pane_dead_status} #{pane_dead_signal}' 2>/dev/null")
+                          .c_str(),
+                      "r")) {
             char buf[64];
             for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) status.append(buf, n);
             pclose(p);
@@ -397,7 +402,12 @@ TEST_CASE("strata chat: a terminal session driven by tmux") {
     CHECK(wait([&](const std::string& p) { return waiting(p) && prompts(p) == 3; }, 20));
     type("Tell me a story.");
     // Interrupt once the reply has started streaming.
-    CHECK(wait([&](const std::string& p) { return p.size() > p.rfind("> Tell me a story.") + 40; }, 20));
+    CHECK(wait(
+        [&](const std::string& p) {
+            const size_t typed = p.rfind("> Tell me a story.");
+            return typed != std::string::npos && p.size() > typed + 60;
+        },
+        20));
     run("send-keys -t chat C-c");
     CHECK(
         wait([&](const std::string& p) { return p.find("reply interrupted") != std::string::npos && waiting(p); }, 20));
@@ -405,11 +415,15 @@ TEST_CASE("strata chat: a terminal session driven by tmux") {
     CHECK(wait([&](const std::string& p) { return p.find("conversation reset") != std::string::npos && waiting(p); },
                20));
     run("send-keys -t chat C-d");
-    const std::string before_exit = pane();
-    CAPTURE(before_exit);
-    CHECK(wait([&](const std::string&) { return exit_status().rfind("1 0", 0) == 0; }, 20));
+    std::string status;
+    CAPTURE(status);
+    CHECK(wait(
+        [&](const std::string&) {
+            status = exit_status();
+            return status.rfind("1 0 ", 0) == 0;
+        },
+        20));
     const std::string final_pane = pane();
-    CAPTURE(final_pane);
     CHECK(prompts(final_pane) == 5);
     run("kill-server");
 }

@@ -38,8 +38,8 @@ const QuantMix& mix(const char* name) {
 
 fs::path convert(const fs::path& source, const std::string& tag, const char* type = "F32") {
     const fs::path out = test::temp_dir() / ("convert-" + tag + "-" + type + ".gguf");
-    const ModelPlan plan = fs::is_directory(source) ? plan_hf_conversion(source.string())
-                                                    : plan_llama2c_conversion(source.string(), "");
+    const ModelPlan plan =
+        fs::is_directory(source) ? plan_hf_conversion(source.string()) : plan_llama2c_conversion(source.string(), "");
     write_model(plan, mix(type), out.string(), 2);
     return out;
 }
@@ -229,7 +229,8 @@ TEST_CASE("convert: sharded checkpoints and transformers-5 fused experts read li
     for (size_t i = 0; i < tensors.size(); ++i) {
         const int s = i < tensors.size() / 2 ? 0 : 1;
         shard[s].push_back(entry_of(*tensors[i]));
-        weight_map.set(tensors[i]->name, s == 0 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors");
+        weight_map.set(tensors[i]->name,
+                       s == 0 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors");
     }
     write_safetensors(sharded / "model-00001-of-00002.safetensors", shard[0]);
     write_safetensors(sharded / "model-00002-of-00002.safetensors", shard[1]);
@@ -242,7 +243,8 @@ TEST_CASE("convert: sharded checkpoints and transformers-5 fused experts read li
     fs::path renamed = test::temp_dir() / "llama-draft";  // the folder name becomes general.name
     fs::remove_all(renamed);
     fs::rename(sharded, renamed);
-    CHECK(test::read_bytes(convert(renamed, "sharded")) == test::read_bytes(test::fixture("gguf/llama-draft-f32.gguf")));
+    CHECK(test::read_bytes(convert(renamed, "sharded")) ==
+          test::read_bytes(test::fixture("gguf/llama-draft-f32.gguf")));
 
     // Mixtral with each block's experts fused: gate_up_proj [E, 2·ff, d], down_proj [E, d, ff].
     const SafetensorsCheckpoint mixtral = SafetensorsCheckpoint::open(test::fixture("hf/mixtral").string());
@@ -341,13 +343,15 @@ std::vector<float> llama2c_reference_logits(const fs::path& path, const std::vec
                 }
                 for (double& e : s) sum += (e = std::exp(e - mx));
                 for (size_t t = 0; t <= pos; ++t) {
-                    for (int i = 0; i < hd; ++i) att_out[h * hd + i] += static_cast<float>(s[t] / sum) * vcache[l][t * kv_dim + kvh * hd + i];
+                    for (int i = 0; i < hd; ++i)
+                        att_out[h * hd + i] += static_cast<float>(s[t] / sum) * vcache[l][t * kv_dim + kvh * hd + i];
                 }
             }
             std::vector<float> o = matmul(wo + l * dim * dim, att_out, dim);
             for (int i = 0; i < dim; ++i) x[i] += o[i];
             xb = rmsnorm(x, rms_ffn + l * dim);
-            std::vector<float> g = matmul(w1 + l * dim * hidden, xb, hidden), u = matmul(w3 + l * dim * hidden, xb, hidden);
+            std::vector<float> g = matmul(w1 + l * dim * hidden, xb, hidden),
+                               u = matmul(w3 + l * dim * hidden, xb, hidden);
             for (int i = 0; i < hidden; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
             std::vector<float> d = matmul(w2 + l * hidden * dim, g, dim);
             for (int i = 0; i < dim; ++i) x[i] += d[i];
@@ -444,7 +448,8 @@ TEST_CASE("convert: bad input fails clearly and leaves no output file") {
 
     dir = make("unknown-arch", all);
     edit_config(dir, "LlamaForCausalLM", "GPTJForCausalLM");
-    CHECK(plan_error(dir).find("architecture 'GPTJForCausalLM' is not supported (supported: LlamaForCausalLM") != std::string::npos);
+    CHECK(plan_error(dir).find("architecture 'GPTJForCausalLM' is not supported (supported: LlamaForCausalLM") !=
+          std::string::npos);
 
     dir = make("truncated", all);
     std::vector<uint8_t> bytes = test::read_bytes(dir / "model.safetensors");
@@ -457,14 +462,16 @@ TEST_CASE("convert: bad input fails clearly and leaves no output file") {
     auto bad = all;
     bad.back().shape = {65};
     write_safetensors(dir / "model.safetensors", bad);
-    CHECK(plan_error(dir).find("tensor 'model.norm.weight': F32 shape of 65 elements needs 260 bytes, data_offsets give 256") !=
+    CHECK(plan_error(dir).find(
+              "tensor 'model.norm.weight': F32 shape of 65 elements needs 260 bytes, data_offsets give 256") !=
           std::string::npos);
 
     dir = make("missing-shard", all);
     fs::rename(dir / "model.safetensors", dir / "model-00001-of-00002.safetensors");
     const std::string index = R"({"weight_map": {"model.norm.weight": "model-00002-of-00002.safetensors"}})";
     test::write_bytes(dir / "model.safetensors.index.json", std::vector<uint8_t>(index.begin(), index.end()));
-    CHECK(plan_error(dir).find("names shard 'model-00002-of-00002.safetensors', which is missing") != std::string::npos);
+    CHECK(plan_error(dir).find("names shard 'model-00002-of-00002.safetensors', which is missing") !=
+          std::string::npos);
 
     // An integer tensor fails while writing: the error names it, and OUT never appears.
     auto ints = all;
@@ -473,16 +480,48 @@ TEST_CASE("convert: bad input fails clearly and leaves no output file") {
     const fs::path out = test::temp_dir() / "never.gguf";
     const ModelPlan plan = plan_hf_conversion(dir.string());
     CHECK_THROWS_WITH_AS(write_model(plan, mix("F16"), out.string(), 1),
-                         doctest::Contains("tensor 'model.norm.weight' has dtype I32; expected F32, F16 or BF16"), Error);
+                         doctest::Contains("tensor 'model.norm.weight' has dtype I32; expected F32, F16 or BF16"),
+                         Error);
     CHECK(!fs::exists(out));
     CHECK(!fs::exists(out.string() + ".strata-tmp"));
 
     std::string output;
-    CHECK(test::run_strata("convert " + test::fixture("hf/llama-draft").string() + " -o " + out.string() + " --type q3_k_xs",
-                           &output) == 1);
+    CHECK(test::run_strata(
+              "convert " + test::fixture("hf/llama-draft").string() + " -o " + out.string() + " --type q3_k_xs",
+              &output) == 1);
     CHECK(output.find("unknown --type 'q3_k_xs'") != std::string::npos);
-    CHECK(test::run_strata("convert " + test::fixture("llama2c/stories260K.bin").string() + " -o " + out.string(), &output) == 0);
+    CHECK(test::run_strata("convert " + test::fixture("llama2c/stories260K.bin").string() + " -o " + out.string(),
+                           &output) == 0);
     CHECK(output.find("placeholder vocabulary") != std::string::npos);
+}
+
+TEST_CASE("convert: tokenizer.json BPE vocabularies, special tokens and the chat template") {
+    if (test::skip_without_shared("HF fixtures")) return;
+    const fs::path dir = folder_like("llama-draft", "bpe");
+    fs::remove(dir / "tokenizer.model");
+    fs::copy_file(test::fixture("hf/llama-draft/model.safetensors"), dir / "model.safetensors");
+    const std::string tj =
+        R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b", ["ab", "b"]]},
+        "added_tokens": [{"id": 3, "content": "<|end|>", "special": true}, {"id": 4, "content": "<tool>", "special": false}]})";
+    const std::string tc = R"({"eos_token": "<|end|>", "add_bos_token": false, "chat_template": "{{ messages }}"})";
+    test::write_bytes(dir / "tokenizer.json", std::vector<uint8_t>(tj.begin(), tj.end()));
+    test::write_bytes(dir / "tokenizer_config.json", std::vector<uint8_t>(tc.begin(), tc.end()));
+    const fs::path out = test::temp_dir() / "bpe.gguf";
+    write_model(plan_hf_conversion(dir.string()), mix("F32"), out.string(), 1);
+    auto f = GgufFile::open(out.string());
+    CHECK(f->get_string("tokenizer.ggml.model") == "gpt2");
+    const auto tokens = f->get_strings("tokenizer.ggml.tokens");
+    REQUIRE(tokens.size() == 512);  // padded to config.json's vocab_size
+    CHECK((tokens[2] == "ab" && tokens[3] == "<|end|>" && tokens[5] == "[PAD5]"));
+    const auto types = f->get_int_array("tokenizer.ggml.token_type");
+    CHECK((types[0] == 1 && types[3] == 3 && types[4] == 4 && types[5] == 5));
+    const auto merges = f->get_strings("tokenizer.ggml.merges");
+    CHECK((merges.size() == 2 && merges[1] == "ab b"));
+    // EOS found by content among tokenizer.json's added tokens wins over config.json's id 2.
+    CHECK(f->get_u32("tokenizer.ggml.eos_token_id") == 3);
+    CHECK(f->get_u32("tokenizer.ggml.bos_token_id") == 1);
+    CHECK(!f->get_bool("tokenizer.ggml.add_bos_token", true));
+    CHECK(f->get_string("tokenizer.chat_template") == "{{ messages }}");
 }
 
 TEST_CASE("convert: tokenizer.model pieces, scores and types as libsentencepiece reads them") {
@@ -499,9 +538,11 @@ TEST_CASE("convert: tokenizer.model pieces, scores and types as libsentencepiece
     REQUIRE(sp.Load(path.string()).ok());
     for (int i = 0; i < sp.GetPieceSize(); ++i) {
         const auto& p = m.pieces[static_cast<size_t>(i)];
-        const PieceType expected = sp.IsUnknown(i) ? PieceType::Unknown : sp.IsControl(i) ? PieceType::Control
-                                 : sp.IsByte(i)    ? PieceType::Byte     : sp.IsUnused(i)  ? PieceType::Unused
-                                                                                            : p.type;  // normal or user-defined
+        const PieceType expected = sp.IsUnknown(i)   ? PieceType::Unknown
+                                   : sp.IsControl(i) ? PieceType::Control
+                                   : sp.IsByte(i)    ? PieceType::Byte
+                                   : sp.IsUnused(i)  ? PieceType::Unused
+                                                     : p.type;  // normal or user-defined
         if (p.text != sp.IdToPiece(i) || p.score != sp.GetScore(i) || p.type != expected) {
             FAIL("piece ", i, " differs: '", p.text, "' vs '", sp.IdToPiece(i), "'");
         }

@@ -52,7 +52,8 @@ std::vector<TensorSource> llama_like(int n_layer, int64_t d, int64_t ff, bool ti
     if (!tied) ts.push_back(tensor("output.weight", {d, 32000}));
     for (int i = 0; i < n_layer; ++i) {
         const std::string p = "blk." + std::to_string(i) + ".";
-        for (const char* w : {"attn_q", "attn_k", "attn_v", "attn_output"}) ts.push_back(tensor(p + w + ".weight", {d, d}));
+        for (const char* w : {"attn_q", "attn_k", "attn_v", "attn_output"})
+            ts.push_back(tensor(p + w + ".weight", {d, d}));
         ts.push_back(tensor(p + "attn_norm.weight", {d}));
         ts.push_back(tensor(p + "ffn_gate.weight", {d, ff}));
         ts.push_back(tensor(p + "ffn_up.weight", {d, ff}));
@@ -76,12 +77,9 @@ TEST_CASE("quantize: every llama.cpp fixture mix is reproduced, types and bytes"
     // Without an importance matrix llama-quantize uses ggml's reference quantizers, which are
     // strata's, so every byte can agree (metadata order and tensor order included).
     const std::pair<const char*, std::vector<const char*>> cases[] = {
-        {"llama", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "F16"}},
-        {"llama-draft", {"Q4_K_M", "Q6_K", "F16"}},
-        {"mixtral", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K"}},
-        {"mamba", {"Q4_K_M", "Q6_K"}},
-        {"mamba2", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "F16"}},
-        {"jamba", {"Q4_K_M", "Q6_K"}},
+        {"llama", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "F16"}},  {"llama-draft", {"Q4_K_M", "Q6_K", "F16"}},
+        {"mixtral", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K"}},       {"mamba", {"Q4_K_M", "Q6_K"}},
+        {"mamba2", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "F16"}}, {"jamba", {"Q4_K_M", "Q6_K"}},
     };
     for (const auto& [model, types] : cases) {
         for (const char* type : types) {
@@ -97,7 +95,8 @@ TEST_CASE("quantize: every llama.cpp fixture mix is reproduced, types and bytes"
                 CAPTURE(x.name);
                 CHECK(x.name == y.name);
                 CHECK(type_name(x.type) == std::string(type_name(y.type)));
-                CHECK((x.nbytes == y.nbytes && std::memcmp(a->tensor(x.name).data, b->tensor(y.name).data, x.nbytes) == 0));
+                CHECK((x.nbytes == y.nbytes &&
+                       std::memcmp(a->tensor(x.name).data, b->tensor(y.name).data, x.nbytes) == 0));
             }
             CHECK(test::read_bytes(ours) == test::read_bytes(theirs));
         }
@@ -114,7 +113,8 @@ TEST_CASE("quantize: perplexity of strata's llama files within 0.3% of llama.cpp
         auto model = load_model(*file, *backend);
         const PerplexityResult r = perplexity(*model, tokens, 128, 16, 1);
         const double llamacpp = test::llamacpp_ppl("llama-" + lower(type) + ".gguf");
-        MESSAGE("llama ", std::string(type), ": PPL ", r.ppl, " (llama.cpp ", llamacpp, "), ", file->file_size(), " bytes");
+        MESSAGE("llama ", std::string(type), ": PPL ", r.ppl, " (llama.cpp ", llamacpp, "), ", file->file_size(),
+                " bytes");
         REQUIRE(llamacpp > 0);
         CHECK(std::fabs(r.ppl / llamacpp - 1) <= 3e-3);
     }
@@ -131,7 +131,8 @@ TEST_CASE("quantize: llama.cpp's mix rules on shapes the fixtures do not reach")
     CHECK(type_of(ts, types, "output_norm.weight") == T::F32);
     CHECK(type_of(ts, types, "blk.0.attn_q.weight") == T::Q4_K);
     // use_more_bits(i, 32): the first and last 4 layers, and every third from layer 6.
-    for (int i : {0, 3, 6, 9, 27, 28, 31}) CHECK(type_of(ts, types, "blk." + std::to_string(i) + ".attn_v.weight") == T::Q6_K);
+    for (int i : {0, 3, 6, 9, 27, 28, 31})
+        CHECK(type_of(ts, types, "blk." + std::to_string(i) + ".attn_v.weight") == T::Q6_K);
     for (int i : {4, 5, 7, 26}) CHECK(type_of(ts, types, "blk." + std::to_string(i) + ".attn_v.weight") == T::Q4_K);
     CHECK(type_of(ts, types, "blk.30.ffn_down.weight") == T::Q6_K);
     CHECK(type_of(ts, types, "blk.10.ffn_down.weight") == T::Q4_K);
@@ -189,9 +190,12 @@ TEST_CASE("quantize: llama.cpp's mix rules on shapes the fixtures do not reach")
     CHECK(type_of(tied, types, "output_norm.weight") == T::F32);
 
     // Fallbacks for rows the block does not divide; routers, convolutions and vectors stay.
-    const std::vector<TensorSource> odd = {tensor("blk.0.ffn_up.weight", {4128, 8}), tensor("blk.0.ffn_gate.weight", {176, 8}),
-                                           tensor("blk.0.ssm_conv1d.weight", {4, 512}), tensor("blk.0.ffn_gate_inp.weight", {4096, 8}),
-                                           tensor("blk.0.ssm_a", {16, 512}), tensor("blk.0.ssm_norm.weight", {512, 1})};
+    const std::vector<TensorSource> odd = {tensor("blk.0.ffn_up.weight", {4128, 8}),
+                                           tensor("blk.0.ffn_gate.weight", {176, 8}),
+                                           tensor("blk.0.ssm_conv1d.weight", {4, 512}),
+                                           tensor("blk.0.ffn_gate_inp.weight", {4096, 8}),
+                                           tensor("blk.0.ssm_a", {16, 512}),
+                                           tensor("blk.0.ssm_norm.weight", {512, 1})};
     std::vector<std::string> notes;
     types = choose_tensor_types({"mamba", 1, 0, 0, 0}, odd, mix("Q3_K_S"), &notes);
     CHECK(types == std::vector<GgmlType>{T::Q4_0, T::F16, T::F32, T::F32, T::F32, T::F32});
@@ -230,5 +234,6 @@ TEST_CASE("quantize: threads change no byte; a failure leaves no file; the CLI")
     CHECK(output.find("fallback: blk.0.ffn_down.weight: row length 176 is not a multiple of 256 (q4_K), using f16") !=
           std::string::npos);
     CHECK(test::run_strata("quantize " + in + " " + out.string() + " q4_k", &output) == 1);
-    CHECK(output.find("strata: error: unknown quantization type 'q4_k' (supported: F32, F16, BF16, Q4_0") != std::string::npos);
+    CHECK(output.find("strata: error: unknown quantization type 'q4_k' (supported: F32, F16, BF16, Q4_0") !=
+          std::string::npos);
 }

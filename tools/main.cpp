@@ -1,5 +1,7 @@
 // strata: one binary, one subcommand per job. Every error surfaces here as `strata: error: ...`.
 #include <algorithm>
+#include <cstring>
+#include <utility>
 #include <cstdio>
 #include <exception>
 
@@ -29,9 +31,21 @@ std::string version_text() {
     return s;
 }
 
+// llama.cpp spells some options as one dash and several letters (-md, -sys); CLI11 reads those
+// as bundled short flags, so they are rewritten to their long names before parsing.
+void rewrite_llamacpp_aliases(int argc, char** argv) {
+    static const std::pair<const char*, const char*> kAliases[] = {{"-md", "--model-draft"}, {"-sys", "--system-prompt"}};
+    for (int i = 1; i < argc; ++i) {
+        for (const auto& [alias, name] : kAliases) {
+            if (std::strcmp(argv[i], alias) == 0) argv[i] = const_cast<char*>(name);
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    rewrite_llamacpp_aliases(argc, argv);
     CLI::App app{"strata: run large language models from GGUF files"};
     app.require_subcommand(1);
     app.set_version_flag("--version", version_text);

@@ -29,8 +29,8 @@ void quantize(const QuantizeOptions& o) {
         }
     }
     const strata::ModelPlan plan = strata::plan_from_gguf(in);
-    std::fprintf(stderr, "strata: quantizing %s to %s (%s) with %d threads\n", o.input.c_str(), o.output.c_str(), mix->name,
-                 threads);
+    std::fprintf(stderr, "strata: quantizing %s to %s (%s) with %d threads\n", o.input.c_str(), o.output.c_str(),
+                 mix->name, threads);
     const strata::WriteSummary s = strata::write_model(plan, *mix, o.output, threads);
     for (const std::string& f : s.fallbacks) std::fprintf(stderr, "strata: fallback: %s\n", f.c_str());
     std::fputs(strata::summary_text(s, o.output).c_str(), stdout);

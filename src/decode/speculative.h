@@ -26,14 +26,14 @@ struct SpeculativeStats {
     double tokens_per_pass() const { return target_passes > 0 ? double(generated) / double(target_passes) : 0.0; }
 };
 
-// One acceptance test (the heart of the method, exposed for tests): given the chain's draft
-// distribution q and target distribution p at a position and the drafted token x ~ q, keeps x
-// with probability min(1, p(x)/q(x)); otherwise returns a token drawn from normalize(max(0, p − q)).
-// Returns {token, accepted}. `dense` is scratch of n_vocab floats, all zero (left zero).
 struct AcceptResult {
-    int32_t token;
+    int32_t token;  // x when accepted, else the replacement drawn from the residual
     bool accepted;
 };
+// One acceptance test (the heart of the method, exposed for tests): given the chain's draft
+// distribution q and target distribution p at a position and the drafted token x ~ q, keeps x
+// with probability min(1, p(x)/q(x)); otherwise draws from normalize(max(0, p − q)). `dense` is
+// scratch of n_vocab floats, all zero (and left zero).
 AcceptResult accept_or_resample(const TokenDistribution& p, const TokenDistribution& q, int32_t x,
                                 std::vector<float>& dense, std::mt19937_64& rng);
 

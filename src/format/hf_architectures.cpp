@@ -39,7 +39,9 @@ MetaRule f32_or_absent(const char* key, Keys names) {
             }};
 }
 MetaRule f32_or(const char* key, Keys names, double fallback) {
-    return {key, [names, fallback](const HfConfig& c) -> MetaValue { return static_cast<float>(c.number(names).value_or(fallback)); }};
+    return {key, [names, fallback](const HfConfig& c) -> MetaValue {
+                return static_cast<float>(c.number(names).value_or(fallback));
+            }};
 }
 MetaRule u32_const(const char* key, uint32_t v) {
     return {key, [v](const HfConfig&) -> MetaValue { return v; }};
@@ -60,7 +62,9 @@ std::string rope_scaling_type(const HfConfig& c) {
         if (!t) t = r->find("type");
         const std::string type = t && t->is_string() ? t->as_string() : "default";
         if (type == "default") return "";
-        if (type != "linear") fail(c.path(), ": ", block, " type '", type, "' is not supported by strata convert (supported: default, linear)");
+        if (type != "linear")
+            fail(c.path(), ": ", block, " type '", type,
+                 "' is not supported by strata convert (supported: default, linear)");
         return type;
     }
     return "";
@@ -83,7 +87,8 @@ std::vector<MetaRule> text_model_keys() {
         u32_or_absent("feed_forward_length", {"intermediate_size", "n_inner", "hidden_dim"}),
         u32_or_absent("attention.head_count", {"num_attention_heads", "n_head", "n_heads"}),
         u32_or_absent("attention.head_count_kv", {"num_key_value_heads", "n_kv_heads"}),
-        {"rope.freq_base", [](const HfConfig& c) -> MetaValue {
+        {"rope.freq_base",
+         [](const HfConfig& c) -> MetaValue {
              auto theta = c.rope_theta();
              if (!theta) return {};
              return static_cast<float>(*theta);
@@ -100,12 +105,14 @@ std::vector<MetaRule> text_model_keys() {
 
 std::vector<MetaRule> rope_scaling_keys() {
     return {
-        {"rope.scaling.type", [](const HfConfig& c) -> MetaValue {
+        {"rope.scaling.type",
+         [](const HfConfig& c) -> MetaValue {
              std::string t = rope_scaling_type(c);
              if (t.empty()) return {};
              return t;
          }},
-        {"rope.scaling.factor", [](const HfConfig& c) -> MetaValue {
+        {"rope.scaling.factor",
+         [](const HfConfig& c) -> MetaValue {
              if (rope_scaling_type(c).empty()) return {};
              return static_cast<float>(rope_scaling_factor(c));
          }},
@@ -116,7 +123,8 @@ std::vector<MetaRule> llama_keys() {
     std::vector<MetaRule> k = text_model_keys();
     k.push_back(u32_or_absent("vocab_size", {"vocab_size"}));
     k.push_back({"rope.dimension_count", [](const HfConfig& c) -> MetaValue {
-                     return static_cast<uint32_t>(c.integer_or({"head_dim"}, c.integer(kEmbd) / c.integer({"num_attention_heads"})));
+                     return static_cast<uint32_t>(
+                         c.integer_or({"head_dim"}, c.integer(kEmbd) / c.integer({"num_attention_heads"})));
                  }});
     for (MetaRule& r : rope_scaling_keys()) k.push_back(std::move(r));
     return k;
@@ -152,13 +160,15 @@ std::vector<MetaRule> mamba_keys() {
         u32_const("attention.head_count", 0),
         u32_required("block_count", kBlockCount),
         u32_or("ssm.conv_kernel", {"conv_kernel", "d_conv"}, 4),
-        {"ssm.inner_size", [](const HfConfig& c) -> MetaValue {
+        {"ssm.inner_size",
+         [](const HfConfig& c) -> MetaValue {
              return static_cast<uint32_t>(c.integer_or({"intermediate_size", "d_inner"}, 2 * d_model(c)));
          }},
         u32_or("ssm.state_size", {"state_size", "d_state"}, 16),
         dt_rank_key({"time_step_rank", "dt_rank"}),
         f32_or("attention.layer_norm_rms_epsilon", {"layer_norm_epsilon", "rms_norm_eps"}, 1e-5),
-        {"ssm.dt_b_c_rms", [](const HfConfig& c) -> MetaValue { return c.string_or("model_type", "") == "falcon_mamba"; }},
+        {"ssm.dt_b_c_rms",
+         [](const HfConfig& c) -> MetaValue { return c.string_or("model_type", "") == "falcon_mamba"; }},
         kFileType,
     };
 }
@@ -178,7 +188,8 @@ std::vector<MetaRule> mamba2_keys() {
         {"ssm.inner_size", [](const HfConfig& c) -> MetaValue { return static_cast<uint32_t>(mamba2_d_inner(c)); }},
         u32_or("ssm.state_size", {"state_size", "d_state"}, 128),
         // Mamba-2 has one dt per head: the "rank" is the head count.
-        {"ssm.time_step_rank", [](const HfConfig& c) -> MetaValue {
+        {"ssm.time_step_rank",
+         [](const HfConfig& c) -> MetaValue {
              return static_cast<uint32_t>(mamba2_d_inner(c) / c.integer_or({"mamba_d_head", "head_dim"}, 64));
          }},
         u32_or("ssm.group_count", {"n_groups", "num_groups"}, 1),
@@ -196,16 +207,21 @@ std::vector<MetaRule> jamba_keys() {
         u32_required("attention.head_count", {"num_attention_heads"}),
         // Attention only every attn_layer_period layers from attn_layer_offset; the other layers
         // are Mamba and have no KV heads.
-        {"attention.head_count_kv", [](const HfConfig& c) -> MetaValue {
+        {"attention.head_count_kv",
+         [](const HfConfig& c) -> MetaValue {
              const int64_t n_layer = c.integer(kBlockCount), n_kv = c.integer({"num_key_value_heads"});
              const int64_t offset = c.integer({"attn_layer_offset"}), period = c.integer({"attn_layer_period"});
              if (period <= 0) fail(c.path(), ": attn_layer_period must be positive, got ", period);
              std::vector<int32_t> v(static_cast<size_t>(n_layer), 0);
-             for (int64_t i = offset; i < n_layer; ++i) v[static_cast<size_t>(i)] = (i - offset) % period == 0 ? static_cast<int32_t>(n_kv) : 0;
+             for (int64_t i = offset; i < n_layer; ++i)
+                 v[static_cast<size_t>(i)] = (i - offset) % period == 0 ? static_cast<int32_t>(n_kv) : 0;
              return v;
          }},
         u32_or("ssm.conv_kernel", {"mamba_d_conv"}, 4),
-        {"ssm.inner_size", [](const HfConfig& c) -> MetaValue { return static_cast<uint32_t>(c.integer({"mamba_expand"}) * d_model(c)); }},
+        {"ssm.inner_size",
+         [](const HfConfig& c) -> MetaValue {
+             return static_cast<uint32_t>(c.integer({"mamba_expand"}) * d_model(c));
+         }},
         u32_or("ssm.state_size", {"mamba_d_state"}, 16),
         dt_rank_key({"mamba_dt_rank"}),
         f32_or("attention.layer_norm_rms_epsilon", {"layer_norm_epsilon", "rms_norm_eps"}, 1e-6),

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 
 #include "format/safetensors.h"
 #include "format/sentencepiece_model.h"
@@ -62,14 +63,20 @@ std::string expand(const char* pattern, int bid) {
 }
 
 // Output shape (PyTorch order) of a transform.
-std::vector<int64_t> transformed_shape(Transform tr, const HfConfig& cfg, std::vector<int64_t> shape, const std::string& name) {
+std::vector<int64_t> transformed_shape(Transform tr, const HfConfig& cfg, std::vector<int64_t> shape,
+                                       const std::string& name) {
     switch (tr) {
-    case Transform::Squeeze: std::erase(shape, 1); return shape;
+    case Transform::Squeeze:
+        std::erase(shape, 1);
+        return shape;
     case Transform::Column:
-    case Transform::NegExpColumn: shape.push_back(1); return shape;
+    case Transform::NegExpColumn:
+        shape.push_back(1);
+        return shape;
     case Transform::GroupRows: {
         const int64_t groups = cfg.integer_or({"n_groups", "num_groups"}, 1);
-        if (shape.size() != 1 || shape[0] % groups != 0) fail(name, ": cannot split ", shape[0], " values into ", groups, " groups");
+        if (shape.size() != 1 || shape[0] % groups != 0)
+            fail(name, ": cannot split ", shape[0], " values into ", groups, " groups");
         return {groups, shape[0] / groups};
     }
     case Transform::GateHalf:
@@ -77,15 +84,18 @@ std::vector<int64_t> transformed_shape(Transform tr, const HfConfig& cfg, std::v
         if (shape.size() != 3 || shape[1] % 2 != 0) fail(name, ": fused gate_up_proj should be [experts, 2·ff, d]");
         shape[1] /= 2;
         return shape;
-    default: return shape;
+    default:
+        return shape;
     }
 }
 
 // llama.cpp's permute(): within each head, rows [h0 … h(n/2-1) | h(n/2) …] become pairs
 // (h0, h(n/2)), (h1, h(n/2+1)), … so the pair rope sees what the half rope saw.
-void permute_rows(std::vector<float>& data, const std::vector<int64_t>& shape, int64_t n_head, const std::string& name) {
+void permute_rows(std::vector<float>& data, const std::vector<int64_t>& shape, int64_t n_head,
+                  const std::string& name) {
     const int64_t rows = shape[0], cols = static_cast<int64_t>(data.size()) / rows;
-    if (n_head <= 0 || rows % (2 * n_head) != 0) fail(name, ": ", rows, " rows do not split into ", n_head, " heads of pairs");
+    if (n_head <= 0 || rows % (2 * n_head) != 0)
+        fail(name, ": ", rows, " rows do not split into ", n_head, " heads of pairs");
     const int64_t head_dim = rows / n_head, half = head_dim / 2;
     std::vector<float> out(data.size());
     for (int64_t h = 0; h < n_head; ++h) {
@@ -102,7 +112,9 @@ void permute_rows(std::vector<float>& data, const std::vector<int64_t>& shape, i
 void apply_transform(Transform tr, const HfConfig& cfg, std::vector<float>& data, const std::vector<int64_t>& shape,
                      const std::string& name) {
     switch (tr) {
-    case Transform::PermuteQ: permute_rows(data, shape, cfg.integer({"num_attention_heads"}), name); break;
+    case Transform::PermuteQ:
+        permute_rows(data, shape, cfg.integer({"num_attention_heads"}), name);
+        break;
     case Transform::PermuteK: {
         const int64_t n_head = cfg.integer({"num_attention_heads"});
         permute_rows(data, shape, cfg.integer_or({"num_key_value_heads"}, n_head), name);
@@ -124,7 +136,8 @@ void apply_transform(Transform tr, const HfConfig& cfg, std::vector<float>& data
         data.swap(out);
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -143,7 +156,8 @@ std::vector<const SafetensorsTensor*> expert_members(const SafetensorsCheckpoint
     }
     std::vector<const SafetensorsTensor*> members;
     for (const auto& [x, t] : by_expert) {
-        if (x != static_cast<int>(members.size())) fail(gguf_name, ": expert ", members.size(), " is missing from the checkpoint");
+        if (x != static_cast<int>(members.size()))
+            fail(gguf_name, ": expert ", members.size(), " is missing from the checkpoint");
         if (!members.empty() && t->shape != members[0]->shape) {
             fail(t->name, ": shape differs from expert 0's (", members[0]->name, ")");
         }
@@ -167,7 +181,7 @@ bool is_tied_copy(const HfConfig& cfg, const SafetensorsCheckpoint& ckpt, const 
 }
 
 void plan_tensors(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& cfg, const SafetensorsCheckpoint& ckpt) {
-    std::map<std::string, bool> stacked;  // expert tensors already planned
+    std::set<std::string> stacked;  // expert tensors already planned
     for (const SafetensorsTensor* t : ckpt.tensors()) {
         if (ends_with(t->name, "rotary_emb.inv_freq")) continue;  // recomputed from rope.freq_base
         bool matched = false;
@@ -182,8 +196,7 @@ void plan_tensors(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& c
             TensorSource src;
             src.name = name;
             if (xid >= 0) {
-                if (stacked[name]) continue;
-                stacked[name] = true;
+                if (!stacked.insert(name).second) continue;
                 auto members = expert_members(ckpt, rule, bid, name);
                 std::vector<int64_t> shape = members[0]->shape;
                 shape.insert(shape.begin(), static_cast<int64_t>(members.size()));
@@ -223,25 +236,27 @@ void plan_tensors(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& c
 int64_t add_bpe_vocab(GgufWriter& w, const Json& tj, const HfConfig& cfg, const std::string& source) {
     const Json* model = tj.find("model");
     const Json* type = model ? model->find("type") : nullptr;
-    if (!model || !type || !type->is_string() || type->as_string() != "BPE") fail(source, ": model.type is not \"BPE\"");
-    std::map<int64_t, std::pair<std::string, int32_t>> by_id;  // id -> (text, type)
-    for (const auto& [text, id] : model->at("vocab").members()) by_id[id.as_int()] = {text, 1};
+    if (!model || !type || !type->is_string() || type->as_string() != "BPE")
+        fail(source, ": model.type is not \"BPE\"");
+    std::map<int64_t, std::pair<std::string, PieceType>> by_id;  // GGUF token types number like SentencePiece's
+    for (const auto& [text, id] : model->at("vocab").members()) by_id[id.as_int()] = {text, PieceType::Normal};
     if (const Json* added = tj.find("added_tokens"); added && added->is_array()) {
         for (const Json& a : added->items()) {
             const Json* special = a.find("special");
-            by_id[a.at("id").as_int()] = {a.at("content").as_string(), special && special->as_bool() ? 3 : 4};
+            by_id[a.at("id").as_int()] = {a.at("content").as_string(),
+                                          special && special->as_bool() ? PieceType::Control : PieceType::UserDefined};
         }
     }
     const int64_t n = std::max(cfg.integer_or({"vocab_size"}, 0), by_id.empty() ? 0 : by_id.rbegin()->first + 1);
     std::vector<std::string> tokens(static_cast<size_t>(n));
-    std::vector<int32_t> types(static_cast<size_t>(n), 5);
+    std::vector<int32_t> types(static_cast<size_t>(n), static_cast<int32_t>(PieceType::Unused));
     for (int64_t i = 0; i < n; ++i) {
         auto it = by_id.find(i);
         if (it == by_id.end()) {
             tokens[i] = "[PAD" + std::to_string(i) + "]";
         } else {
             tokens[i] = it->second.first;
-            types[i] = it->second.second;
+            types[i] = static_cast<int32_t>(it->second.second);
         }
     }
     std::vector<std::string> merges;
@@ -275,13 +290,15 @@ void apply_added_tokens(SentencePieceModel& sp, const Json& tok_config) {
 
 // gguf-py's SpecialVocab: ids from tokenizer.json's added tokens named by tokenizer_config.json,
 // then config.json's *_token_id; the add_*_token flags; the chat template.
-void add_special_tokens(GgufWriter& w, const fs::path& dir, const HfConfig& cfg, const Json& tok_config, const Json* tok_json,
-                        int64_t n_vocab) {
+void add_special_tokens(GgufWriter& w, const fs::path& dir, const HfConfig& cfg, const Json& tok_config,
+                        const Json* tok_json, int64_t n_vocab) {
     static const char* const kTypes[] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
-    static const char* const kKeys[] = {"bos_token_id", "eos_token_id", "unknown_token_id", "seperator_token_id",
+    static const char* const kKeys[] = {"bos_token_id",     "eos_token_id", "unknown_token_id", "seperator_token_id",
                                         "padding_token_id", "cls_token_id", "mask_token_id"};  // llama.cpp's spelling
     std::vector<std::pair<size_t, int64_t>> ids;  // (type, id) in the order found
-    auto have = [&](size_t t) { return std::any_of(ids.begin(), ids.end(), [t](const auto& p) { return p.first == t; }); };
+    auto have = [&](size_t t) {
+        return std::any_of(ids.begin(), ids.end(), [t](const auto& p) { return p.first == t; });
+    };
     if (tok_json && tok_json->find("added_tokens")) {
         for (size_t t = 0; t < std::size(kTypes); ++t) {
             const Json* entry = tok_config.find(std::string(kTypes[t]) + "_token");
@@ -297,12 +314,14 @@ void add_special_tokens(GgufWriter& w, const fs::path& dir, const HfConfig& cfg,
     }
     for (size_t t = 0; t < std::size(kTypes); ++t) {
         const Json* v = cfg.find((std::string(kTypes[t]) + "_token_id").c_str());
-        if (v && v->is_number() && !have(t) && v->as_int() >= 0 && v->as_int() < n_vocab) ids.emplace_back(t, v->as_int());
+        if (v && v->is_number() && !have(t) && v->as_int() >= 0 && v->as_int() < n_vocab)
+            ids.emplace_back(t, v->as_int());
     }
     for (const auto& [t, id] : ids) w.set_u32(std::string("tokenizer.ggml.") + kKeys[t], static_cast<uint32_t>(id));
     for (const char* t : {"bos", "eos", "sep"}) {
         const Json* v = tok_config.find(std::string("add_") + t + "_token");
-        if (v && v->kind() == Json::Kind::Bool) w.set_bool(std::string("tokenizer.ggml.add_") + t + "_token", v->as_bool());
+        if (v && v->kind() == Json::Kind::Bool)
+            w.set_bool(std::string("tokenizer.ggml.add_") + t + "_token", v->as_bool());
     }
     const Json* tmpl = tok_config.find("chat_template");
     if (tmpl && tmpl->is_string()) {
@@ -325,7 +344,8 @@ void add_special_tokens(GgufWriter& w, const fs::path& dir, const HfConfig& cfg,
 }
 
 void add_hf_vocab(GgufWriter& w, const fs::path& dir, const HfConfig& cfg) {
-    const fs::path sp_path = dir / "tokenizer.model", tj_path = dir / "tokenizer.json", tc_path = dir / "tokenizer_config.json";
+    const fs::path sp_path = dir / "tokenizer.model", tj_path = dir / "tokenizer.json",
+                   tc_path = dir / "tokenizer_config.json";
     const Json tok_config = fs::exists(tc_path) ? Json::parse(read_file(tc_path), tc_path.string()) : Json::object();
     std::optional<Json> tok_json;
     if (fs::exists(tj_path)) tok_json = Json::parse(read_file(tj_path), tj_path.string());
@@ -348,13 +368,19 @@ void add_arch_metadata(ModelPlan& plan, const HfArchitecture& arch, const HfConf
     GgufWriter& w = plan.writer;
     std::map<std::string, MetaValue> written;
     for (const MetaRule& rule : arch.keys) {
-        const std::string key = std::strncmp(rule.key, "general.", 8) == 0 ? rule.key : std::string(arch.gguf_arch) + "." + rule.key;
+        const std::string key =
+            std::strncmp(rule.key, "general.", 8) == 0 ? rule.key : std::string(arch.gguf_arch) + "." + rule.key;
         const MetaValue v = rule.value(cfg);
-        if (auto* u = std::get_if<uint32_t>(&v)) w.set_u32(key, *u);
-        else if (auto* f = std::get_if<float>(&v)) w.set_f32(key, *f);
-        else if (auto* b = std::get_if<bool>(&v)) w.set_bool(key, *b);
-        else if (auto* s = std::get_if<std::string>(&v)) w.set_string(key, *s);
-        else if (auto* a = std::get_if<std::vector<int32_t>>(&v)) w.set_i32_array(key, *a);
+        if (auto* u = std::get_if<uint32_t>(&v))
+            w.set_u32(key, *u);
+        else if (auto* f = std::get_if<float>(&v))
+            w.set_f32(key, *f);
+        else if (auto* b = std::get_if<bool>(&v))
+            w.set_bool(key, *b);
+        else if (auto* s = std::get_if<std::string>(&v))
+            w.set_string(key, *s);
+        else if (auto* a = std::get_if<std::vector<int32_t>>(&v))
+            w.set_i32_array(key, *a);
         written[rule.key] = v;
     }
     auto count = [&](const char* key) -> int {
@@ -367,7 +393,8 @@ void add_arch_metadata(ModelPlan& plan, const HfArchitecture& arch, const HfConf
     plan.facts.arch = arch.gguf_arch;
     plan.facts.n_layer = count("block_count");
     plan.facts.n_head = count("attention.head_count");
-    plan.facts.n_head_kv = written.count("attention.head_count_kv") ? count("attention.head_count_kv") : plan.facts.n_head;
+    plan.facts.n_head_kv =
+        written.count("attention.head_count_kv") ? count("attention.head_count_kv") : plan.facts.n_head;
     plan.facts.n_expert = count("expert_count");
 }
 
@@ -439,8 +466,10 @@ std::string model_title(const std::string& id) {
         word.clear();
     };
     for (char ch : id) {
-        if (ch == '-' || ch == ' ' || ch == '\t') flush();
-        else word += ch;
+        if (ch == '-' || ch == ' ' || ch == '\t')
+            flush();
+        else
+            word += ch;
     }
     flush();
     return out;
@@ -471,11 +500,13 @@ void set_size_label(ModelPlan& plan) {
     }
     auto rounded = [](int64_t count) {
         const double c = static_cast<double>(count);
-        const auto [scaled, suffix] = c > 1e12 ? std::pair{c * 1e-12, "T"} : c > 1e9 ? std::pair{c * 1e-9, "B"}
-                                    : c > 1e6  ? std::pair{c * 1e-6, "M"}
-                                               : std::pair{c * 1e-3, "K"};
+        const auto [scaled, suffix] = c > 1e12  ? std::pair{c * 1e-12, "T"}
+                                      : c > 1e9 ? std::pair{c * 1e-9, "B"}
+                                      : c > 1e6 ? std::pair{c * 1e-6, "M"}
+                                                : std::pair{c * 1e-3, "K"};
         std::string digits = std::to_string(static_cast<long long>(std::nearbyint(scaled)));
-        digits.erase(0, digits.find_first_not_of('0') == std::string::npos ? digits.size() : digits.find_first_not_of('0'));
+        digits.erase(
+            0, digits.find_first_not_of('0') == std::string::npos ? digits.size() : digits.find_first_not_of('0'));
         const int fix = std::max(2 - static_cast<int>(digits.size()), 0);
         char buf[64];
         std::snprintf(buf, sizeof buf, "%.*f%s", fix, scaled, suffix);
@@ -489,14 +520,17 @@ void set_size_label(ModelPlan& plan) {
 ModelPlan plan_hf_conversion(const std::string& dir) {
     const fs::path config_path = fs::path(dir) / "config.json";
     if (!fs::is_directory(dir)) fail(dir, ": not a directory (expected a Hugging Face model folder)");
-    auto cfg = std::make_shared<HfConfig>(Json::parse(read_file(config_path), config_path.string()), config_path.string());
+    auto cfg =
+        std::make_shared<HfConfig>(Json::parse(read_file(config_path), config_path.string()), config_path.string());
     const Json* classes = cfg->find("architectures");
     if (!classes || !classes->is_array() || classes->size() == 0 || !(*classes)[0].is_string()) {
         fail(config_path.string(), ": no \"architectures\" list naming the model class");
     }
     const std::string hf_class = (*classes)[0].as_string();
     const HfArchitecture* arch = find_hf_architecture(hf_class);
-    if (!arch) fail(config_path.string(), ": architecture '", hf_class, "' is not supported (supported: ", hf_architecture_names(), ")");
+    if (!arch)
+        fail(config_path.string(), ": architecture '", hf_class,
+             "' is not supported (supported: ", hf_architecture_names(), ")");
 
     ModelPlan plan;
     auto ckpt = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir));

@@ -38,7 +38,7 @@ public:
     HfConfig(Json json, std::string path) : json_(std::move(json)), path_(std::move(path)) {}
     const std::string& path() const { return path_; }
     const Json* find(const char* key) const;  // null values count as absent
-    using Keys = std::vector<const char*>;  // alternative spellings, first present wins
+    using Keys = std::vector<const char*>;    // alternative spellings, first present wins
     std::optional<double> number(const Keys& keys) const;
     int64_t integer(const Keys& keys) const;  // throws Error naming the keys and the file
     int64_t integer_or(const Keys& keys, int64_t fallback) const;

@@ -77,7 +77,8 @@ Llama2cConfig read_llama2c_config(const std::string& path) {
     in.read(reinterpret_cast<char*>(h), sizeof h);
     if (!in) fail(path, ": shorter than the 28-byte llama2.c header");
     if (static_cast<uint32_t>(h[0]) == kExportMagic) {
-        fail(path, ": llama2.c export version ", h[1], " is not supported (only the legacy run.c format: export.py --version 0)");
+        fail(path, ": llama2.c export version ", h[1],
+             " is not supported (only the legacy run.c format: export.py --version 0)");
     }
     Llama2cConfig c;
     c.dim = h[0], c.hidden_dim = h[1], c.n_layers = h[2], c.n_heads = h[3], c.n_kv_heads = h[4], c.seq_len = h[6];
@@ -85,7 +86,8 @@ Llama2cConfig read_llama2c_config(const std::string& path) {
     c.vocab_size = h[5] < 0 ? -h[5] : h[5];
     const char* names[] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
     for (int i = 0; i < 7; ++i) {
-        if (h[i] == 0 || (i != 5 && h[i] < 0)) fail(path, ": header field ", names[i], " is ", h[i], ", expected a positive number");
+        if (h[i] == 0 || (i != 5 && h[i] < 0))
+            fail(path, ": header field ", names[i], " is ", h[i], ", expected a positive number");
     }
     if (c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 || (c.dim / c.n_heads) % 2 != 0) {
         fail(path, ": dim ", c.dim, ", n_heads ", c.n_heads, ", n_kv_heads ", c.n_kv_heads,
@@ -94,8 +96,9 @@ Llama2cConfig read_llama2c_config(const std::string& path) {
     const uint64_t expected = 28 + 4 * static_cast<uint64_t>(layout_of(c).end);
     const uint64_t actual = fs::file_size(path);
     if (actual != expected) {
-        fail(path, ": ", actual, " bytes, but the header (dim ", c.dim, ", hidden ", c.hidden_dim, ", ", c.n_layers, " layers, vocab ",
-             c.vocab_size, c.shared_classifier ? ", shared" : ", unshared", " classifier, seq_len ", c.seq_len, ") needs ", expected);
+        fail(path, ": ", actual, " bytes, but the header (dim ", c.dim, ", hidden ", c.hidden_dim, ", ", c.n_layers,
+             " layers, vocab ", c.vocab_size, c.shared_classifier ? ", shared" : ", unshared", " classifier, seq_len ",
+             c.seq_len, ") needs ", expected);
     }
     return c;
 }
@@ -112,7 +115,8 @@ SentencePieceModel read_llama2c_tokenizer(const std::string& path, int vocab_siz
         int32_t len = 0;
         in.read(reinterpret_cast<char*>(&score), 4);
         in.read(reinterpret_cast<char*>(&len), 4);
-        if (!in || len < 0 || len > max_len) fail(path, ": token ", i, " of ", vocab_size, " is truncated or longer than ", max_len, " bytes");
+        if (!in || len < 0 || len > max_len)
+            fail(path, ": token ", i, " of ", vocab_size, " is truncated or longer than ", max_len, " bytes");
         std::string text(static_cast<size_t>(len), '\0');
         in.read(text.data(), len);
         if (!in) fail(path, ": token ", i, " of ", vocab_size, " is truncated");
@@ -125,7 +129,8 @@ SentencePieceModel read_llama2c_tokenizer(const std::string& path, int vocab_siz
         } else if (byte_piece(text) >= 0) {
             type = PieceType::Byte;
         } else {
-            for (size_t at = text.find(' '); at != std::string::npos; at = text.find(' ', at + 3)) text.replace(at, 1, "\xE2\x96\x81");
+            for (size_t at = text.find(' '); at != std::string::npos; at = text.find(' ', at + 3))
+                text.replace(at, 1, "\xE2\x96\x81");
         }
         sp.pieces.push_back({std::move(text), score, type});
     }
@@ -159,8 +164,9 @@ ModelPlan plan_llama2c_conversion(const std::string& checkpoint, const std::stri
     SentencePieceModel sp;
     if (vocab.empty()) {
         sp = placeholder_vocab(c.vocab_size);
-        plan.notes.push_back("no --vocab given: wrote a placeholder vocabulary (<unk>, <s>, </s> and the 256 byte tokens; "
-                             "the other ids are [PADn]); text from this model decodes only through byte tokens");
+        plan.notes.push_back(
+            "no --vocab given: wrote a placeholder vocabulary (<unk>, <s>, </s> and the 256 byte tokens; "
+            "the other ids are [PADn]); text from this model decodes only through byte tokens");
     } else if (fs::path(vocab).extension() == ".model") {
         sp = read_sentencepiece_model(vocab);
     } else {

@@ -41,8 +41,8 @@ std::string read_text_file(const fs::path& path) {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-SafetensorsTensor parse_entry(const std::string& path, const std::string& name, const Json& entry,
-                              const uint8_t* data, uint64_t data_size) {
+SafetensorsTensor parse_entry(const std::string& path, const std::string& name, const Json& entry, const uint8_t* data,
+                              uint64_t data_size) {
     SafetensorsTensor t;
     t.name = name;
     t.file = path;
@@ -51,27 +51,30 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
     const Json* offsets = entry.find("data_offsets");
     if (!dtype || !dtype->is_string() || !shape || !shape->is_array() || !offsets || !offsets->is_array() ||
         offsets->size() != 2) {
-        fail(path, ": tensor '", name, "': header entry needs dtype (string), shape (array) and data_offsets ([begin, end])");
+        fail(path, ": tensor '", name,
+             "': header entry needs dtype (string), shape (array) and data_offsets ([begin, end])");
     }
     t.dtype = dtype->as_string();
     const size_t elem = dtype_size(t.dtype);
     if (elem == 0) fail(path, ": tensor '", name, "': unknown dtype '", t.dtype, "'");
     uint64_t n = 1;
     for (const Json& d : shape->items()) {
-        if (!d.is_number() || d.as_number() < 0) fail(path, ": tensor '", name, "': shape entries must be non-negative integers");
+        if (!d.is_number() || d.as_number() < 0)
+            fail(path, ": tensor '", name, "': shape entries must be non-negative integers");
         t.shape.push_back(d.as_int());
         n *= static_cast<uint64_t>(t.shape.back());
     }
     const double begin_d = (*offsets)[0].as_number(), end_d = (*offsets)[1].as_number();
-    if (begin_d < 0 || end_d < begin_d) fail(path, ": tensor '", name, "': data_offsets [", begin_d, ", ", end_d, "] are not ordered");
+    if (begin_d < 0 || end_d < begin_d)
+        fail(path, ": tensor '", name, "': data_offsets [", begin_d, ", ", end_d, "] are not ordered");
     const auto begin = static_cast<uint64_t>(begin_d), end = static_cast<uint64_t>(end_d);
     if (end > data_size) {
-        fail(path, ": tensor '", name, "' ends at byte ", end, " of the data section, but the file holds only ", data_size,
-             " (truncated file?)");
+        fail(path, ": tensor '", name, "' ends at byte ", end, " of the data section, but the file holds only ",
+             data_size, " (truncated file?)");
     }
     if (end - begin != n * elem) {
-        fail(path, ": tensor '", name, "': ", t.dtype, " shape of ", n, " elements needs ", n * elem, " bytes, data_offsets give ",
-             end - begin);
+        fail(path, ": tensor '", name, "': ", t.dtype, " shape of ", n, " elements needs ", n * elem,
+             " bytes, data_offsets give ", end - begin);
     }
     t.data = data + begin;
     t.nbytes = static_cast<size_t>(end - begin);
@@ -99,7 +102,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     f->size_ = static_cast<size_t>(st.st_size);
     if (f->size_ < 8) {
         ::close(fd);
-        fail(path, ": ", f->size_, " bytes is too short for a safetensors file (needs at least the 8-byte header length)");
+        fail(path, ": ", f->size_,
+             " bytes is too short for a safetensors file (needs at least the 8-byte header length)");
     }
     void* p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     ::close(fd);
@@ -109,7 +113,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     uint64_t header_len = 0;
     std::memcpy(&header_len, f->base_, 8);
     if (header_len > kMaxHeaderBytes || header_len > f->size_ - 8) {
-        fail(path, ": header length ", header_len, " does not fit the file of ", f->size_, " bytes (not safetensors, or truncated)");
+        fail(path, ": header length ", header_len, " does not fit the file of ", f->size_,
+             " bytes (not safetensors, or truncated)");
     }
     const std::string_view text(reinterpret_cast<const char*>(f->base_ + 8), header_len);
     const Json header = Json::parse(text, path + " header");
@@ -143,7 +148,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
         for (const auto& [name, shard] : map->members()) {
             if (!shard.is_string()) fail(index.string(), ": weight_map[\"", name, "\"] is not a file name");
             expected[name] = shard.as_string();
-            if (std::find(shards.begin(), shards.end(), shard.as_string()) == shards.end()) shards.push_back(shard.as_string());
+            if (std::find(shards.begin(), shards.end(), shard.as_string()) == shards.end())
+                shards.push_back(shard.as_string());
         }
         std::sort(shards.begin(), shards.end());
     } else if (fs::exists(single)) {
@@ -156,7 +162,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
         if (!fs::exists(p)) fail(index.string(), " names shard '", shard, "', which is missing from ", dir);
         c.files_.push_back(SafetensorsFile::open(p.string()));
         for (const SafetensorsTensor& t : c.files_.back()->tensors()) {
-            if (!c.by_name_.emplace(t.name, &t).second) fail(dir, ": tensor '", t.name, "' appears in more than one shard");
+            if (!c.by_name_.emplace(t.name, &t).second)
+                fail(dir, ": tensor '", t.name, "' appears in more than one shard");
         }
     }
     for (const auto& [name, shard] : expected) {

@@ -17,11 +17,11 @@ namespace strata {
 
 struct SafetensorsTensor {
     std::string name;
-    std::string dtype;            // as stored: "F32", "F16", "BF16", "I64", ...
-    std::vector<int64_t> shape;   // PyTorch order: shape.back() is the contiguous dimension
+    std::string dtype;           // as stored: "F32", "F16", "BF16", "I64", ...
+    std::vector<int64_t> shape;  // PyTorch order: shape.back() is the contiguous dimension
     const uint8_t* data = nullptr;
     size_t nbytes = 0;
-    std::string file;             // the shard it lives in (for messages)
+    std::string file;  // the shard it lives in (for messages)
     int64_t n_elements() const;
 };
 

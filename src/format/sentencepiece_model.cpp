@@ -18,8 +18,7 @@ enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFix
 
 class WireReader {
 public:
-    WireReader(const std::string& name, std::string_view bytes, size_t base)
-        : name_(name), data_(bytes), base_(base) {}
+    WireReader(const std::string& name, std::string_view bytes, size_t base) : name_(name), data_(bytes), base_(base) {}
 
     bool done() const { return pos_ >= data_.size(); }
 
@@ -62,11 +61,20 @@ public:
 
     void skip(uint32_t wire) {
         switch (wire) {
-        case kVarint: varint(); break;
-        case kFixed64: advance(8); break;
-        case kLengthDelimited: bytes(); break;
-        case kFixed32: advance(4); break;
-        default: bad("unsupported wire type ", wire);
+        case kVarint:
+            varint();
+            break;
+        case kFixed64:
+            advance(8);
+            break;
+        case kLengthDelimited:
+            bytes();
+            break;
+        case kFixed32:
+            advance(4);
+            break;
+        default:
+            bad("unsupported wire type ", wire);
         }
     }
 
@@ -131,13 +139,26 @@ void read_trainer_spec(WireReader r, SentencePieceModel& m) {
         }
         const uint64_t v = r.varint();
         switch (field) {
-        case 3: m.model_type = as_int32(v); break;
-        case 35: m.byte_fallback = v != 0; break;
-        case 40: m.unk_id = as_int32(v); break;
-        case 41: m.bos_id = as_int32(v); break;
-        case 42: m.eos_id = as_int32(v); break;
-        case 43: m.pad_id = as_int32(v); break;
-        default: break;
+        case 3:
+            m.model_type = as_int32(v);
+            break;
+        case 35:
+            m.byte_fallback = v != 0;
+            break;
+        case 40:
+            m.unk_id = as_int32(v);
+            break;
+        case 41:
+            m.bos_id = as_int32(v);
+            break;
+        case 42:
+            m.eos_id = as_int32(v);
+            break;
+        case 43:
+            m.pad_id = as_int32(v);
+            break;
+        default:
+            break;
         }
     }
 }
@@ -164,10 +185,14 @@ SentencePieceModel parse_sentencepiece_model(const std::string& bytes, const std
     uint32_t field, wire;
     while (r.next(field, wire)) {
         if (field >= 1 && field <= 3) r.expect(wire, kLengthDelimited, "ModelProto field");
-        if (field == 1) m.pieces.push_back(read_piece(r.sub()));
-        else if (field == 2) read_trainer_spec(r.sub(), m);
-        else if (field == 3) read_normalizer_spec(r.sub(), m);
-        else r.skip(wire);
+        if (field == 1)
+            m.pieces.push_back(read_piece(r.sub()));
+        else if (field == 2)
+            read_trainer_spec(r.sub(), m);
+        else if (field == 3)
+            read_normalizer_spec(r.sub(), m);
+        else
+            r.skip(wire);
     }
     if (m.pieces.empty()) fail(name, ": SentencePiece model has no pieces");
     for (int32_t id : {m.unk_id, m.bos_id, m.eos_id, m.pad_id}) {

@@ -23,13 +23,13 @@ struct SentencePieceModel {
     };
     std::vector<Piece> pieces;
     // TrainerSpec (field numbers in the comments), with the schema's defaults.
-    int32_t model_type = 1;  // 3: UNIGRAM=1, BPE=2, WORD=3, CHAR=4
-    bool byte_fallback = false;  // 35
+    int32_t model_type = 1;                                   // 3: UNIGRAM=1, BPE=2, WORD=3, CHAR=4
+    bool byte_fallback = false;                               // 35
     int32_t unk_id = 0, bos_id = 1, eos_id = 2, pad_id = -1;  // 40..43; -1 = none
     // NormalizerSpec
-    bool add_dummy_prefix = true;           // 3
-    bool remove_extra_whitespaces = true;   // 4
-    bool escape_whitespaces = true;         // 5
+    bool add_dummy_prefix = true;          // 3
+    bool remove_extra_whitespaces = true;  // 4
+    bool escape_whitespaces = true;        // 5
 };
 
 // Parses a tokenizer.model; throws Error naming the file and the byte offset of malformed data.

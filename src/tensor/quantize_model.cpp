@@ -5,12 +5,13 @@
 // agree as well.
 #include "tensor/quantize_model.h"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <strings.h>
 
 #include "tensor/quant.h"
 #include "util/error.h"
@@ -26,14 +27,27 @@ using T = GgmlType;
 // llama_ftype ids (llama.h); Q2_K_S and the IQ mixes need an importance matrix, which strata
 // does not compute, so they are not offered.
 const QuantMix kMixes[] = {
-    {"F32", 0, T::F32},       {"F16", 1, T::F16},       {"BF16", 32, T::BF16},    {"Q4_0", 2, T::Q4_0},
-    {"Q4_1", 3, T::Q4_1},     {"Q5_0", 8, T::Q5_0},     {"Q5_1", 9, T::Q5_1},     {"Q8_0", 7, T::Q8_0},
-    {"Q2_K", 10, T::Q2_K},    {"Q3_K_S", 11, T::Q3_K},  {"Q3_K_M", 12, T::Q3_K},  {"Q3_K_L", 13, T::Q3_K},
-    {"Q4_K_S", 14, T::Q4_K},  {"Q4_K_M", 15, T::Q4_K},  {"Q5_K_S", 16, T::Q5_K},  {"Q5_K_M", 17, T::Q5_K},
+    {"F32", 0, T::F32},      {"F16", 1, T::F16},      {"BF16", 32, T::BF16},   {"Q4_0", 2, T::Q4_0},
+    {"Q4_1", 3, T::Q4_1},    {"Q5_0", 8, T::Q5_0},    {"Q5_1", 9, T::Q5_1},    {"Q8_0", 7, T::Q8_0},
+    {"Q2_K", 10, T::Q2_K},   {"Q3_K_S", 11, T::Q3_K}, {"Q3_K_M", 12, T::Q3_K}, {"Q3_K_L", 13, T::Q3_K},
+    {"Q4_K_S", 14, T::Q4_K}, {"Q4_K_M", 15, T::Q4_K}, {"Q5_K_S", 16, T::Q5_K}, {"Q5_K_M", 17, T::Q5_K},
     {"Q6_K", 18, T::Q6_K},
 };
 
-enum class Category { TokenEmbd, AttnQ, AttnV, AttnK, AttnQkv, AttnKvB, AttnOutput, FfnUp, FfnGate, FfnDown, Output, Other };
+enum class Category {
+    TokenEmbd,
+    AttnQ,
+    AttnV,
+    AttnK,
+    AttnQkv,
+    AttnKvB,
+    AttnOutput,
+    FfnUp,
+    FfnGate,
+    FfnDown,
+    Output,
+    Other
+};
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
@@ -67,12 +81,35 @@ int n_dims(const std::vector<int64_t>& ne) {
 // special-purpose weights llama.cpp lists (substrings of their GGUF names).
 bool allows_quantization(const TensorSource& t) {
     static const char* const kKeep[] = {
-        "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
-        "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight", "time_mix_first.weight",
-        "time_mix_w0.weight", "time_mix_w1.weight", "time_mix_w2.weight", "time_mix_v0.weight", "time_mix_v1.weight",
-        "time_mix_v2.weight", "time_mix_a0.weight", "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight",
-        "time_mix_g2.weight", "time_mix_decay_w1.weight", "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight",
-        "attn_rel_b.weight", ".position_embd", ".patch_embd", ".rel_pos",
+        "_norm.weight",
+        "ffn_gate_inp.weight",
+        "ffn_gate_tid2eid.weight",
+        "altup",
+        "laurel",
+        "per_layer_model_proj",
+        "ssm_conv1d",
+        "shortconv.conv.weight",
+        "indexer.k_proj.weight",
+        "indexer.q_proj.weight",
+        "time_mix_first.weight",
+        "time_mix_w0.weight",
+        "time_mix_w1.weight",
+        "time_mix_w2.weight",
+        "time_mix_v0.weight",
+        "time_mix_v1.weight",
+        "time_mix_v2.weight",
+        "time_mix_a0.weight",
+        "time_mix_a1.weight",
+        "time_mix_a2.weight",
+        "time_mix_g1.weight",
+        "time_mix_g2.weight",
+        "time_mix_decay_w1.weight",
+        "time_mix_decay_w2.weight",
+        "time_mix_lerp_fused.weight",
+        "attn_rel_b.weight",
+        ".position_embd",
+        ".patch_embd",
+        ".rel_pos",
     };
     const std::string& name = t.name;
     if (n_dims(t.ne) < 2) return false;
@@ -101,17 +138,24 @@ GgmlType mix_rule(const ModelFacts& m, const QuantMix& mix, Counters& qs, const 
     GgmlType type = mix.default_type;
     if (cat == Category::Output || (qs.tied_embeddings && cat == Category::TokenEmbd)) {
         // A tied embedding is also the output projection, so it gets the output's type.
-        if (falcon || t.ne[0] % type_traits(type).block_size != 0) type = T::Q8_0;
-        else if (type != T::Q8_0) type = T::Q6_K;
+        if (falcon || t.ne[0] % type_traits(type).block_size != 0)
+            type = T::Q8_0;
+        else if (type != T::Q8_0)
+            type = T::Q6_K;
     } else if (cat == Category::TokenEmbd) {
         // the default type
     } else if (is_attn_v_like(cat)) {
         const int i = qs.i_attention_wv;
-        if (ftype == "Q2_K") type = n_gqa >= 4 ? T::Q4_K : T::Q3_K;
-        else if (ftype == "Q3_K_M") type = i < 2 ? T::Q5_K : T::Q4_K;
-        else if (ftype == "Q3_K_L") type = T::Q5_K;
-        else if ((ftype == "Q4_K_M" || ftype == "Q5_K_M") && use_more_bits(i, qs.n_attention_wv)) type = T::Q6_K;
-        else if (ftype == "Q4_K_S" && i < 4) type = T::Q5_K;
+        if (ftype == "Q2_K")
+            type = n_gqa >= 4 ? T::Q4_K : T::Q3_K;
+        else if (ftype == "Q3_K_M")
+            type = i < 2 ? T::Q5_K : T::Q4_K;
+        else if (ftype == "Q3_K_L")
+            type = T::Q5_K;
+        else if ((ftype == "Q4_K_M" || ftype == "Q5_K_M") && use_more_bits(i, qs.n_attention_wv))
+            type = T::Q6_K;
+        else if (ftype == "Q4_K_S" && i < 4)
+            type = T::Q5_K;
         // Llama-2-70B: 8 heads share each V, so V is 8x smaller than Q and more bits are cheap.
         const bool is_70b = m.arch == "llama" && m.n_layer == 80;
         if (is_70b && (type == T::Q3_K || type == T::Q4_K)) type = T::Q5_K;
@@ -126,28 +170,41 @@ GgmlType mix_rule(const ModelFacts& m, const QuantMix& mix, Counters& qs, const 
         if (std::max(1, m.n_expert) > 1 && std::sscanf(t.name.c_str(), "blk.%d.", &i_layer) != 1) {
             fail("tensor '", t.name, "': cannot tell its layer (expected a name blk.N.…)");
         }
-        if (ftype == "Q2_K") type = T::Q3_K;
+        if (ftype == "Q2_K")
+            type = T::Q3_K;
         else if (ftype == "Q3_K_M") {
             type = i_layer < n_layer / 16 ? T::Q5_K : (!falcon || use_more_bits(i_layer, n_layer)) ? T::Q4_K : T::Q3_K;
-        } else if (ftype == "Q3_K_L") type = falcon ? T::Q4_K : T::Q5_K;
+        } else if (ftype == "Q3_K_L")
+            type = falcon ? T::Q4_K : T::Q5_K;
         else if (ftype == "Q4_K_M") {
-            if (falcon) type = i_layer < n_layer / 16 ? T::Q6_K : use_more_bits(i_layer, n_layer) ? T::Q5_K : T::Q4_K;
-            else if (use_more_bits(i_layer, n_layer)) type = T::Q6_K;
-        } else if (ftype == "Q5_K_M" && use_more_bits(i_layer, n_layer)) type = T::Q6_K;
-        else if (ftype == "Q4_K_S" && !falcon && i_layer < n_layer / 8) type = T::Q5_K;
+            if (falcon)
+                type = i_layer < n_layer / 16 ? T::Q6_K : use_more_bits(i_layer, n_layer) ? T::Q5_K : T::Q4_K;
+            else if (use_more_bits(i_layer, n_layer))
+                type = T::Q6_K;
+        } else if (ftype == "Q5_K_M" && use_more_bits(i_layer, n_layer))
+            type = T::Q6_K;
+        else if (ftype == "Q4_K_S" && !falcon && i_layer < n_layer / 8)
+            type = T::Q5_K;
         ++qs.i_ffn_down;
     } else if (cat == Category::AttnOutput) {
         if (falcon) {
             if (ftype == "Q3_K_L") type = T::Q4_K;
         } else if (m.n_expert == 8) {
-            if (ftype == "Q2_K" || ftype == "Q3_K_S" || ftype == "Q3_K_M" || ftype == "Q4_K_S" || ftype == "Q4_K_M") type = T::Q5_K;
-        } else if (ftype == "Q2_K") type = T::Q3_K;
-        else if (ftype == "Q3_K_M") type = T::Q4_K;
-        else if (ftype == "Q3_K_L") type = T::Q5_K;
+            if (ftype == "Q2_K" || ftype == "Q3_K_S" || ftype == "Q3_K_M" || ftype == "Q4_K_S" || ftype == "Q4_K_M")
+                type = T::Q5_K;
+        } else if (ftype == "Q2_K")
+            type = T::Q3_K;
+        else if (ftype == "Q3_K_M")
+            type = T::Q4_K;
+        else if (ftype == "Q3_K_L")
+            type = T::Q5_K;
     } else if (cat == Category::AttnQkv) {
-        if (ftype == "Q3_K_M" || ftype == "Q3_K_L") type = T::Q4_K;
-        else if (ftype == "Q4_K_M") type = T::Q5_K;
-        else if (ftype == "Q5_K_M") type = T::Q6_K;
+        if (ftype == "Q3_K_M" || ftype == "Q3_K_L")
+            type = T::Q4_K;
+        else if (ftype == "Q4_K_M")
+            type = T::Q5_K;
+        else if (ftype == "Q5_K_M")
+            type = T::Q6_K;
     }
     return type;
 }
@@ -161,16 +218,26 @@ GgmlType fallback(const TensorSource& t, GgmlType type, std::vector<std::string>
     GgmlType to = T::F16;
     switch (type) {
     case T::Q2_K:
-    case T::Q3_K: to = T::Q4_0; break;
-    case T::Q4_K: to = T::Q5_0; break;
-    case T::Q5_K: to = T::Q5_1; break;
-    case T::Q6_K: to = T::Q8_0; break;
-    default: break;
+    case T::Q3_K:
+        to = T::Q4_0;
+        break;
+    case T::Q4_K:
+        to = T::Q5_0;
+        break;
+    case T::Q5_K:
+        to = T::Q5_1;
+        break;
+    case T::Q6_K:
+        to = T::Q8_0;
+        break;
+    default:
+        break;
     }
     if (ncols % type_traits(to).block_size != 0) to = T::F16;
     if (notes) {
         notes->push_back(t.name + ": row length " + std::to_string(ncols) + " is not a multiple of " +
-                         std::to_string(type_traits(type).block_size) + " (" + type_name(type) + "), using " + type_name(to));
+                         std::to_string(type_traits(type).block_size) + " (" + type_name(type) + "), using " +
+                         type_name(to));
     }
     return to;
 }
@@ -218,8 +285,10 @@ WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::
     const std::vector<GgmlType> types = choose_tensor_types(plan.facts, plan.tensors, mix, &s.fallbacks);
     for (GgmlType t : types) {
         auto it = std::find_if(s.type_counts.begin(), s.type_counts.end(), [t](const auto& p) { return p.first == t; });
-        if (it == s.type_counts.end()) s.type_counts.emplace_back(t, 1);
-        else ++it->second;
+        if (it == s.type_counts.end())
+            s.type_counts.emplace_back(t, 1);
+        else
+            ++it->second;
     }
 
     GgufWriter writer = plan.writer;  // the plan stays reusable (tests write one plan in several mixes)
@@ -265,8 +334,8 @@ WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::
                     std::max<int64_t>(1, 16384 / src.ne[0]));
             }
             done_kib += src.source_bytes / 1024;
-            bar.update(static_cast<int64_t>(done_kib), "tensor " + std::to_string(i + 1) + "/" +
-                                                             std::to_string(plan.tensors.size()) + " " + src.name);
+            bar.update(static_cast<int64_t>(done_kib),
+                       "tensor " + std::to_string(i + 1) + "/" + std::to_string(plan.tensors.size()) + " " + src.name);
         });
     }
 
@@ -288,9 +357,11 @@ WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::
 
 std::string summary_text(const WriteSummary& s, const std::string& path) {
     std::string types;
-    for (const auto& [type, n] : s.type_counts) types += std::string(types.empty() ? "" : ", ") + type_name(type) + " " + std::to_string(n);
+    for (const auto& [type, n] : s.type_counts)
+        types += std::string(types.empty() ? "" : ", ") + type_name(type) + " " + std::to_string(n);
     char sizes[256];
-    std::snprintf(sizes, sizeof sizes, "size %.2f MiB (%.2f bits per weight) -> %.2f MiB (%.2f bits per weight) in %.2f s\n",
+    std::snprintf(sizes, sizeof sizes,
+                  "size %.2f MiB (%.2f bits per weight) -> %.2f MiB (%.2f bits per weight) in %.2f s\n",
                   static_cast<double>(s.bytes_in) / (1 << 20), s.bpw_in(), static_cast<double>(s.bytes_out) / (1 << 20),
                   s.bpw_out(), s.seconds);
     return path + ": " + std::to_string(s.n_tensors) + " tensors (" + types + "), " + std::to_string(s.n_params) +
@@ -319,8 +390,8 @@ ModelPlan plan_from_gguf(std::shared_ptr<const GgufFile> file) {
         return static_cast<int>(f.get_u32(key));
     };
     plan.facts.n_head = first_count(arch + ".attention.head_count");
-    plan.facts.n_head_kv = f.has(arch + ".attention.head_count_kv") ? first_count(arch + ".attention.head_count_kv")
-                                                                     : plan.facts.n_head;
+    plan.facts.n_head_kv =
+        f.has(arch + ".attention.head_count_kv") ? first_count(arch + ".attention.head_count_kv") : plan.facts.n_head;
 
     // llama-quantize walks llama_model_loader's weights_map: tensors outside blocks first, then
     // block by block, each group by name.

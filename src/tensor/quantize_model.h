@@ -20,9 +20,9 @@ namespace strata {
 
 // A target of `strata quantize` / `strata convert --type`: llama.cpp's llama_ftype.
 struct QuantMix {
-    const char* name;        // "Q4_K_M", as llama-quantize spells it
-    uint32_t file_type;      // the llama_ftype id written to general.file_type
-    GgmlType default_type;   // the type of tensors no rule singles out
+    const char* name;       // "Q4_K_M", as llama-quantize spells it
+    uint32_t file_type;     // the llama_ftype id written to general.file_type
+    GgmlType default_type;  // the type of tensors no rule singles out
 };
 // Case-insensitive ("q4_k_m"); nullptr when unknown.
 const QuantMix* find_quant_mix(std::string_view name);
@@ -40,11 +40,11 @@ struct ModelFacts {
 // One tensor of the output file.
 struct TensorSource {
     std::string name;
-    std::vector<int64_t> ne;                            // ggml order, ne[0] the row length
-    GgmlType type = GgmlType::F32;                      // as stored in the source
-    const void* raw = nullptr;                          // its bytes in `type`, copied when kept
-    std::function<void(std::vector<float>&)> load;      // its values as float32 (resizes)
-    size_t source_bytes = 0;                            // for the before/after summary
+    std::vector<int64_t> ne;                        // ggml order, ne[0] the row length
+    GgmlType type = GgmlType::F32;                  // as stored in the source
+    const void* raw = nullptr;                      // its bytes in `type`, copied when kept
+    std::function<void(std::vector<float>&)> load;  // its values as float32 (resizes)
+    size_t source_bytes = 0;                        // for the before/after summary
 };
 
 // A model ready to be written: metadata in final order (general.file_type and
@@ -62,11 +62,13 @@ struct WriteSummary {
     size_t n_tensors = 0;
     int64_t n_params = 0;
     uint64_t bytes_in = 0, bytes_out = 0;
-    std::vector<std::string> fallbacks;  // tensors whose row length forced another type
+    std::vector<std::string> fallbacks;                 // tensors whose row length forced another type
     std::vector<std::pair<GgmlType, int>> type_counts;  // tensors written per type
     double seconds = 0;
     double bpw_in() const { return n_params ? 8.0 * static_cast<double>(bytes_in) / static_cast<double>(n_params) : 0; }
-    double bpw_out() const { return n_params ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(n_params) : 0; }
+    double bpw_out() const {
+        return n_params ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(n_params) : 0;
+    }
 };
 
 // Two lines for the CLI: tensors per type, and sizes before/after with bits per weight.

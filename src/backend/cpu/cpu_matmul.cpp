@@ -15,9 +15,15 @@ namespace strata {
 
 namespace {
 
-// Bytes of weights per tile: half of a typical 32 KiB L1d, leaving room for the activation row
+// Bytes of weights per tile: half of a typical 32 KiB L1d, leaving room for the activation rows
 // that the tile's rows share.
 constexpr size_t kTileBytes = 16 * 1024;
+
+// Least work worth handing to another thread: waking one and collecting its result costs a few
+// microseconds, about what the SIMD kernels need for 2^18 multiply-adds (or to quantize 2^16
+// floats). Smaller matmuls — every one of a d=128 model's decode steps — run on the caller.
+constexpr int64_t kMinChunkMacs = int64_t{1} << 18;
+constexpr int64_t kMinChunkFloats = int64_t{1} << 16;
 
 }  // namespace
 
@@ -37,14 +43,18 @@ void cpu_matmul(ThreadPool& pool, const CpuKernels& kernels, const TensorView& w
     if (wt.vec_dot_type != GgmlType::F32) {
         scratch.resize(static_cast<size_t>(n_tokens) * a_row);
         uint8_t* q = scratch.data();
-        pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-            for (int64_t t = t0; t < t1; ++t) quantize(x + t * cols, q + t * a_row, cols);
-        });
+        pool.parallel_for(
+            n_tokens,
+            [&](int64_t t0, int64_t t1, int) {
+                for (int64_t t = t0; t < t1; ++t) quantize(x + t * cols, q + t * a_row, cols);
+            },
+            std::max<int64_t>(1, kMinChunkFloats / cols));
         a = q;
     }
 
     const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
     const int64_t tile = std::clamp<int64_t>(static_cast<int64_t>(kTileBytes / w_row), 1, 64);
+    const int64_t grain = std::max(tile, kMinChunkMacs / (cols * n_tokens));
     pool.parallel_for(
         rows,
         [&](int64_t r0, int64_t r1, int) {
@@ -66,7 +76,7 @@ void cpu_matmul(ThreadPool& pool, const CpuKernels& kernels, const TensorView& w
                 }
             }
         },
-        tile);
+        grain);
 }
 
 }  // namespace strata

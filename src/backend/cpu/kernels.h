@@ -23,17 +23,17 @@ using from_float_fn = void (*)(const float* src, void* dst, int64_t n);
 // One weight row against four activation rows `stride` bytes apart: out[j] is bit for bit the
 // vec_dot of the same table for row j, so a matmul's result does not depend on how tokens are
 // grouped; the weight row is unpacked once for the four.
+using vec_dot_x4_fn = void (*)(int64_t n, const void* weights, const void* activations, size_t stride, float* out);
 // y[i] += a · x[i] over n floats.
 using axpy_fn = void (*)(int64_t n, float a, const float* x, float* y);
-using vec_dot_x4_fn = void (*)(int64_t n, const void* weights, const void* activations, size_t stride, float* out);
 
 struct CpuKernels {
     static constexpr uint32_t kTypes = 32;  // one slot per ggml type id (all known ids are < 31)
 
-    const char* isa = "scalar";            // "scalar" or "avx2"
-    vec_dot_fn vec_dots[kTypes] = {};      // by weight type id
+    const char* isa = "scalar";              // "scalar" or "avx2"
+    vec_dot_fn vec_dots[kTypes] = {};        // by weight type id
     vec_dot_x4_fn vec_dots_x4[kTypes] = {};  // by weight type id; null where the ISA has none
-    from_float_fn quantizers[kTypes] = {};  // by activation (vec_dot_type) id
+    from_float_fn quantizers[kTypes] = {};   // by activation (vec_dot_type) id
     // Float helpers of attention: q·k is vec_dot(F32); the weighted sum of values is axpy_f32.
     axpy_fn axpy_f32 = nullptr;
 
