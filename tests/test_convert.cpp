@@ -197,6 +197,27 @@ TEST_CASE("convert: logits of the converted files match Hugging Face (F32 ≤ 1e
     }
 }
 
+TEST_CASE("convert: Mistral and Qwen2 tables, checked with the llama checkpoint relabeled") {
+    if (test::skip_without_shared("HF reference logits")) return;
+    // Hugging Face's Mistral and Qwen2 (without biases) compute exactly what its Llama computes, so
+    // the llama fixture under their class names must give the llama logits: through the permuted
+    // pair rope for Mistral (GGUF arch llama), the unpermuted NeoX rope for Qwen2.
+    const test::Reference ref = test::load_reference("llama");
+    for (const char* hf_class : {"MistralForCausalLM", "Qwen2ForCausalLM"}) {
+        CAPTURE(std::string(hf_class));
+        const fs::path dir = folder_like("llama", hf_class);
+        fs::copy_file(test::fixture("hf/llama/model.safetensors"), dir / "model.safetensors");
+        std::string config = test::read_text(dir / "config.json");
+        config.replace(config.find("LlamaForCausalLM"), 16, hf_class);
+        test::write_bytes(dir / "config.json", std::vector<uint8_t>(config.begin(), config.end()));
+        const fs::path out = convert(dir, hf_class);
+        CHECK(GgufFile::open(out.string())->get_string("general.architecture") ==
+              (std::string(hf_class) == "Qwen2ForCausalLM" ? "qwen2" : "llama"));
+        const double err = relative_max_error(run_logits(out, ref.prompts[0].ids), ref.prompts[0].logits);
+        CHECK(err <= 1e-4);
+    }
+}
+
 TEST_CASE("convert --type: the same tensor types and bytes as llama-quantize's files") {
     if (test::skip_without_shared("llama.cpp quantized fixtures")) return;
     for (const char* type : {"F16", "Q8_0", "Q4_K_M"}) {

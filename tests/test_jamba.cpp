@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "decode/perplexity.h"
-#include "recurrent_checks.h"
+#include "model_checks.h"
 
 using namespace strata;
 

@@ -8,7 +8,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_ssm.h"
 #include "decode/perplexity.h"
-#include "recurrent_checks.h"
+#include "model_checks.h"
 #include "util/thread_pool.h"
 
 using namespace strata;

@@ -12,6 +12,7 @@
 #include "hf_to_gguf_helper.h"
 #include "model/model.h"
 #include "model/moe.h"
+#include "model_checks.h"
 #include "reference.h"
 #include "test_support.h"
 #include "util/error.h"
@@ -21,19 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Loaded {
-    std::unique_ptr<GgufFile> file;
-    std::unique_ptr<Backend> backend;
-    std::unique_ptr<Model> model;
-};
-
-Loaded load_path(const fs::path& path) {
-    Loaded l;
-    l.file = GgufFile::open(path.string());
-    l.backend = make_cpu_backend(2);
-    l.model = load_model(*l.file, *l.backend);
-    return l;
-}
+using test::greedy;
+using test::relative_max_error;
+using Loaded = test::LoadedModel;
 
 // The converted Qwen2-MoE fixture, written once per test process.
 fs::path qwen2moe_gguf() {
@@ -47,31 +38,7 @@ fs::path qwen2moe_gguf() {
 
 // A fixture file by name; qwen2moe-f32.gguf is the converted one.
 Loaded load(const std::string& name) {
-    return load_path(name == "qwen2moe-f32.gguf" ? qwen2moe_gguf() : test::fixture("gguf/" + name));
-}
-
-// max |a - b| / max |b|: the error relative to the logits' scale, as the issue states it.
-double relative_max_error(const float* a, const float* b, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; ++i) {
-        REQUIRE(std::isfinite(a[i]));
-        max_diff = std::max(max_diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-        max_ref = std::max(max_ref, std::fabs(static_cast<double>(b[i])));
-    }
-    return max_diff / max_ref;
-}
-
-std::vector<int32_t> greedy(Model& model, const std::vector<int32_t>& prompt, int n_new) {
-    auto state = model.new_state(static_cast<int>(prompt.size()) + n_new);
-    std::vector<float> logits;
-    model.forward(*state, prompt, Logits::Last, logits);
-    std::vector<int32_t> out;
-    for (int i = 0; i < n_new; ++i) {
-        const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        out.push_back(next);
-        model.forward(*state, std::span<const int32_t>(&next, 1), Logits::Last, logits);
-    }
-    return out;
+    return name == "qwen2moe-f32.gguf" ? test::load_path(qwen2moe_gguf().string()) : test::load_fixture(name);
 }
 
 }  // namespace

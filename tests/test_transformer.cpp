@@ -10,6 +10,7 @@
 #include "decode/perplexity.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "model_checks.h"
 #include "reference.h"
 #include "test_support.h"
 #include "util/error.h"
@@ -19,45 +20,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Loaded {
-    std::unique_ptr<GgufFile> file;
-    std::unique_ptr<Backend> backend;
-    std::unique_ptr<Model> model;
-};
+using test::greedy;
+using test::relative_max_error;
+using Loaded = test::LoadedModel;
 
-Loaded load(const std::string& name, int threads = 2) {
-    Loaded l;
-    l.file = GgufFile::open(test::fixture("gguf/" + name).string());
-    l.backend = make_cpu_backend(threads);
-    l.model = load_model(*l.file, *l.backend);
-    return l;
-}
-
-// max |a - b| / max |b|: the error relative to the logits' scale, as the issue states it.
-double relative_max_error(const float* a, const float* b, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; ++i) {
-        REQUIRE(std::isfinite(a[i]));
-        max_diff = std::max(max_diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-        max_ref = std::max(max_ref, std::fabs(static_cast<double>(b[i])));
-    }
-    return max_diff / max_ref;
-}
-
-int32_t argmax(const float* x, int64_t n) { return static_cast<int32_t>(std::max_element(x, x + n) - x); }
-
-std::vector<int32_t> greedy(Model& model, const std::vector<int32_t>& prompt, int n_new) {
-    auto state = model.new_state(static_cast<int>(prompt.size()) + n_new);
-    std::vector<float> logits;
-    model.forward(*state, prompt, Logits::Last, logits);
-    std::vector<int32_t> out;
-    for (int i = 0; i < n_new; ++i) {
-        int32_t next = argmax(logits.data(), model.info().n_vocab);
-        out.push_back(next);
-        model.forward(*state, std::span<const int32_t>(&next, 1), Logits::Last, logits);
-    }
-    return out;
-}
+Loaded load(const std::string& name) { return test::load_fixture(name); }
 
 }  // namespace
 

@@ -21,8 +21,9 @@ void convert(const ConvertOptions& o) {
     const strata::QuantMix* mix = strata::find_quant_mix(o.type);
     if (!mix) strata::fail("unknown --type '", o.type, "' (supported: ", strata::quant_mix_names(), ")");
     const bool hf_folder = std::filesystem::is_directory(o.source);
-    if (hf_folder && !o.vocab.empty())
+    if (hf_folder && !o.vocab.empty()) {
         strata::fail("--vocab is for llama2.c checkpoints; a Hugging Face folder brings its own tokenizer");
+    }
     const strata::ModelPlan plan =
         hf_folder ? strata::plan_hf_conversion(o.source) : strata::plan_llama2c_conversion(o.source, o.vocab);
     for (const std::string& n : plan.notes) std::fprintf(stderr, "strata: note: %s\n", n.c_str());

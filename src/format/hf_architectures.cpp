@@ -62,9 +62,10 @@ std::string rope_scaling_type(const HfConfig& c) {
         if (!t) t = r->find("type");
         const std::string type = t && t->is_string() ? t->as_string() : "default";
         if (type == "default") return "";
-        if (type != "linear")
+        if (type != "linear") {
             fail(c.path(), ": ", block, " type '", type,
                  "' is not supported by strata convert (supported: default, linear)");
+        }
         return type;
     }
     return "";
@@ -213,8 +214,9 @@ std::vector<MetaRule> jamba_keys() {
              const int64_t offset = c.integer({"attn_layer_offset"}), period = c.integer({"attn_layer_period"});
              if (period <= 0) fail(c.path(), ": attn_layer_period must be positive, got ", period);
              std::vector<int32_t> v(static_cast<size_t>(n_layer), 0);
-             for (int64_t i = offset; i < n_layer; ++i)
+             for (int64_t i = offset; i < n_layer; ++i) {
                  v[static_cast<size_t>(i)] = (i - offset) % period == 0 ? static_cast<int32_t>(n_kv) : 0;
+             }
              return v;
          }},
         u32_or("ssm.conv_kernel", {"mamba_d_conv"}, 4),

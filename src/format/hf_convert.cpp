@@ -75,8 +75,9 @@ std::vector<int64_t> transformed_shape(Transform tr, const HfConfig& cfg, std::v
         return shape;
     case Transform::GroupRows: {
         const int64_t groups = cfg.integer_or({"n_groups", "num_groups"}, 1);
-        if (shape.size() != 1 || shape[0] % groups != 0)
+        if (shape.size() != 1 || shape[0] % groups != 0) {
             fail(name, ": cannot split ", shape[0], " values into ", groups, " groups");
+        }
         return {groups, shape[0] / groups};
     }
     case Transform::GateHalf:
@@ -94,8 +95,9 @@ std::vector<int64_t> transformed_shape(Transform tr, const HfConfig& cfg, std::v
 void permute_rows(std::vector<float>& data, const std::vector<int64_t>& shape, int64_t n_head,
                   const std::string& name) {
     const int64_t rows = shape[0], cols = static_cast<int64_t>(data.size()) / rows;
-    if (n_head <= 0 || rows % (2 * n_head) != 0)
+    if (n_head <= 0 || rows % (2 * n_head) != 0) {
         fail(name, ": ", rows, " rows do not split into ", n_head, " heads of pairs");
+    }
     const int64_t head_dim = rows / n_head, half = head_dim / 2;
     std::vector<float> out(data.size());
     for (int64_t h = 0; h < n_head; ++h) {
@@ -156,8 +158,9 @@ std::vector<const SafetensorsTensor*> expert_members(const SafetensorsCheckpoint
     }
     std::vector<const SafetensorsTensor*> members;
     for (const auto& [x, t] : by_expert) {
-        if (x != static_cast<int>(members.size()))
+        if (x != static_cast<int>(members.size())) {
             fail(gguf_name, ": expert ", members.size(), " is missing from the checkpoint");
+        }
         if (!members.empty() && t->shape != members[0]->shape) {
             fail(t->name, ": shape differs from expert 0's (", members[0]->name, ")");
         }
@@ -236,8 +239,9 @@ void plan_tensors(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& c
 int64_t add_bpe_vocab(GgufWriter& w, const Json& tj, const HfConfig& cfg, const std::string& source) {
     const Json* model = tj.find("model");
     const Json* type = model ? model->find("type") : nullptr;
-    if (!model || !type || !type->is_string() || type->as_string() != "BPE")
+    if (!model || !type || !type->is_string() || type->as_string() != "BPE") {
         fail(source, ": model.type is not \"BPE\"");
+    }
     std::map<int64_t, std::pair<std::string, PieceType>> by_id;  // GGUF token types number like SentencePiece's
     for (const auto& [text, id] : model->at("vocab").members()) by_id[id.as_int()] = {text, PieceType::Normal};
     if (const Json* added = tj.find("added_tokens"); added && added->is_array()) {
@@ -314,14 +318,16 @@ void add_special_tokens(GgufWriter& w, const fs::path& dir, const HfConfig& cfg,
     }
     for (size_t t = 0; t < std::size(kTypes); ++t) {
         const Json* v = cfg.find((std::string(kTypes[t]) + "_token_id").c_str());
-        if (v && v->is_number() && !have(t) && v->as_int() >= 0 && v->as_int() < n_vocab)
+        if (v && v->is_number() && !have(t) && v->as_int() >= 0 && v->as_int() < n_vocab) {
             ids.emplace_back(t, v->as_int());
+        }
     }
     for (const auto& [t, id] : ids) w.set_u32(std::string("tokenizer.ggml.") + kKeys[t], static_cast<uint32_t>(id));
     for (const char* t : {"bos", "eos", "sep"}) {
         const Json* v = tok_config.find(std::string("add_") + t + "_token");
-        if (v && v->kind() == Json::Kind::Bool)
+        if (v && v->kind() == Json::Kind::Bool) {
             w.set_bool(std::string("tokenizer.ggml.add_") + t + "_token", v->as_bool());
+        }
     }
     const Json* tmpl = tok_config.find("chat_template");
     if (tmpl && tmpl->is_string()) {
@@ -371,16 +377,11 @@ void add_arch_metadata(ModelPlan& plan, const HfArchitecture& arch, const HfConf
         const std::string key =
             std::strncmp(rule.key, "general.", 8) == 0 ? rule.key : std::string(arch.gguf_arch) + "." + rule.key;
         const MetaValue v = rule.value(cfg);
-        if (auto* u = std::get_if<uint32_t>(&v))
-            w.set_u32(key, *u);
-        else if (auto* f = std::get_if<float>(&v))
-            w.set_f32(key, *f);
-        else if (auto* b = std::get_if<bool>(&v))
-            w.set_bool(key, *b);
-        else if (auto* s = std::get_if<std::string>(&v))
-            w.set_string(key, *s);
-        else if (auto* a = std::get_if<std::vector<int32_t>>(&v))
-            w.set_i32_array(key, *a);
+        if (auto* u = std::get_if<uint32_t>(&v)) w.set_u32(key, *u);
+        else if (auto* f = std::get_if<float>(&v)) w.set_f32(key, *f);
+        else if (auto* b = std::get_if<bool>(&v)) w.set_bool(key, *b);
+        else if (auto* s = std::get_if<std::string>(&v)) w.set_string(key, *s);
+        else if (auto* a = std::get_if<std::vector<int32_t>>(&v)) w.set_i32_array(key, *a);
         written[rule.key] = v;
     }
     auto count = [&](const char* key) -> int {
@@ -466,10 +467,8 @@ std::string model_title(const std::string& id) {
         word.clear();
     };
     for (char ch : id) {
-        if (ch == '-' || ch == ' ' || ch == '\t')
-            flush();
-        else
-            word += ch;
+        if (ch == '-' || ch == ' ' || ch == '\t') flush();
+        else word += ch;
     }
     flush();
     return out;
@@ -528,9 +527,10 @@ ModelPlan plan_hf_conversion(const std::string& dir) {
     }
     const std::string hf_class = (*classes)[0].as_string();
     const HfArchitecture* arch = find_hf_architecture(hf_class);
-    if (!arch)
+    if (!arch) {
         fail(config_path.string(), ": architecture '", hf_class,
              "' is not supported (supported: ", hf_architecture_names(), ")");
+    }
 
     ModelPlan plan;
     auto ckpt = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir));

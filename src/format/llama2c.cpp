@@ -86,8 +86,9 @@ Llama2cConfig read_llama2c_config(const std::string& path) {
     c.vocab_size = h[5] < 0 ? -h[5] : h[5];
     const char* names[] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
     for (int i = 0; i < 7; ++i) {
-        if (h[i] == 0 || (i != 5 && h[i] < 0))
+        if (h[i] == 0 || (i != 5 && h[i] < 0)) {
             fail(path, ": header field ", names[i], " is ", h[i], ", expected a positive number");
+        }
     }
     if (c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 || (c.dim / c.n_heads) % 2 != 0) {
         fail(path, ": dim ", c.dim, ", n_heads ", c.n_heads, ", n_kv_heads ", c.n_kv_heads,
@@ -115,8 +116,9 @@ SentencePieceModel read_llama2c_tokenizer(const std::string& path, int vocab_siz
         int32_t len = 0;
         in.read(reinterpret_cast<char*>(&score), 4);
         in.read(reinterpret_cast<char*>(&len), 4);
-        if (!in || len < 0 || len > max_len)
+        if (!in || len < 0 || len > max_len) {
             fail(path, ": token ", i, " of ", vocab_size, " is truncated or longer than ", max_len, " bytes");
+        }
         std::string text(static_cast<size_t>(len), '\0');
         in.read(text.data(), len);
         if (!in) fail(path, ": token ", i, " of ", vocab_size, " is truncated");
@@ -129,8 +131,9 @@ SentencePieceModel read_llama2c_tokenizer(const std::string& path, int vocab_siz
         } else if (byte_piece(text) >= 0) {
             type = PieceType::Byte;
         } else {
-            for (size_t at = text.find(' '); at != std::string::npos; at = text.find(' ', at + 3))
+            for (size_t at = text.find(' '); at != std::string::npos; at = text.find(' ', at + 3)) {
                 text.replace(at, 1, "\xE2\x96\x81");
+            }
         }
         sp.pieces.push_back({std::move(text), score, type});
     }

@@ -59,14 +59,16 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
     if (elem == 0) fail(path, ": tensor '", name, "': unknown dtype '", t.dtype, "'");
     uint64_t n = 1;
     for (const Json& d : shape->items()) {
-        if (!d.is_number() || d.as_number() < 0)
+        if (!d.is_number() || d.as_number() < 0) {
             fail(path, ": tensor '", name, "': shape entries must be non-negative integers");
+        }
         t.shape.push_back(d.as_int());
         n *= static_cast<uint64_t>(t.shape.back());
     }
     const double begin_d = (*offsets)[0].as_number(), end_d = (*offsets)[1].as_number();
-    if (begin_d < 0 || end_d < begin_d)
+    if (begin_d < 0 || end_d < begin_d) {
         fail(path, ": tensor '", name, "': data_offsets [", begin_d, ", ", end_d, "] are not ordered");
+    }
     const auto begin = static_cast<uint64_t>(begin_d), end = static_cast<uint64_t>(end_d);
     if (end > data_size) {
         fail(path, ": tensor '", name, "' ends at byte ", end, " of the data section, but the file holds only ",
@@ -148,8 +150,9 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
         for (const auto& [name, shard] : map->members()) {
             if (!shard.is_string()) fail(index.string(), ": weight_map[\"", name, "\"] is not a file name");
             expected[name] = shard.as_string();
-            if (std::find(shards.begin(), shards.end(), shard.as_string()) == shards.end())
+            if (std::find(shards.begin(), shards.end(), shard.as_string()) == shards.end()) {
                 shards.push_back(shard.as_string());
+            }
         }
         std::sort(shards.begin(), shards.end());
     } else if (fs::exists(single)) {
@@ -162,8 +165,9 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
         if (!fs::exists(p)) fail(index.string(), " names shard '", shard, "', which is missing from ", dir);
         c.files_.push_back(SafetensorsFile::open(p.string()));
         for (const SafetensorsTensor& t : c.files_.back()->tensors()) {
-            if (!c.by_name_.emplace(t.name, &t).second)
+            if (!c.by_name_.emplace(t.name, &t).second) {
                 fail(dir, ": tensor '", t.name, "' appears in more than one shard");
+            }
         }
     }
     for (const auto& [name, shard] : expected) {

@@ -185,14 +185,10 @@ SentencePieceModel parse_sentencepiece_model(const std::string& bytes, const std
     uint32_t field, wire;
     while (r.next(field, wire)) {
         if (field >= 1 && field <= 3) r.expect(wire, kLengthDelimited, "ModelProto field");
-        if (field == 1)
-            m.pieces.push_back(read_piece(r.sub()));
-        else if (field == 2)
-            read_trainer_spec(r.sub(), m);
-        else if (field == 3)
-            read_normalizer_spec(r.sub(), m);
-        else
-            r.skip(wire);
+        if (field == 1) m.pieces.push_back(read_piece(r.sub()));
+        else if (field == 2) read_trainer_spec(r.sub(), m);
+        else if (field == 3) read_normalizer_spec(r.sub(), m);
+        else r.skip(wire);
     }
     if (m.pieces.empty()) fail(name, ": SentencePiece model has no pieces");
     for (int32_t id : {m.unk_id, m.bos_id, m.eos_id, m.pad_id}) {

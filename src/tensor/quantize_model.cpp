@@ -138,24 +138,17 @@ GgmlType mix_rule(const ModelFacts& m, const QuantMix& mix, Counters& qs, const 
     GgmlType type = mix.default_type;
     if (cat == Category::Output || (qs.tied_embeddings && cat == Category::TokenEmbd)) {
         // A tied embedding is also the output projection, so it gets the output's type.
-        if (falcon || t.ne[0] % type_traits(type).block_size != 0)
-            type = T::Q8_0;
-        else if (type != T::Q8_0)
-            type = T::Q6_K;
+        if (falcon || t.ne[0] % type_traits(type).block_size != 0) type = T::Q8_0;
+        else if (type != T::Q8_0) type = T::Q6_K;
     } else if (cat == Category::TokenEmbd) {
         // the default type
     } else if (is_attn_v_like(cat)) {
         const int i = qs.i_attention_wv;
-        if (ftype == "Q2_K")
-            type = n_gqa >= 4 ? T::Q4_K : T::Q3_K;
-        else if (ftype == "Q3_K_M")
-            type = i < 2 ? T::Q5_K : T::Q4_K;
-        else if (ftype == "Q3_K_L")
-            type = T::Q5_K;
-        else if ((ftype == "Q4_K_M" || ftype == "Q5_K_M") && use_more_bits(i, qs.n_attention_wv))
-            type = T::Q6_K;
-        else if (ftype == "Q4_K_S" && i < 4)
-            type = T::Q5_K;
+        if (ftype == "Q2_K") type = n_gqa >= 4 ? T::Q4_K : T::Q3_K;
+        else if (ftype == "Q3_K_M") type = i < 2 ? T::Q5_K : T::Q4_K;
+        else if (ftype == "Q3_K_L") type = T::Q5_K;
+        else if ((ftype == "Q4_K_M" || ftype == "Q5_K_M") && use_more_bits(i, qs.n_attention_wv)) type = T::Q6_K;
+        else if (ftype == "Q4_K_S" && i < 4) type = T::Q5_K;
         // Llama-2-70B: 8 heads share each V, so V is 8x smaller than Q and more bits are cheap.
         const bool is_70b = m.arch == "llama" && m.n_layer == 80;
         if (is_70b && (type == T::Q3_K || type == T::Q4_K)) type = T::Q5_K;
@@ -170,41 +163,30 @@ GgmlType mix_rule(const ModelFacts& m, const QuantMix& mix, Counters& qs, const 
         if (std::max(1, m.n_expert) > 1 && std::sscanf(t.name.c_str(), "blk.%d.", &i_layer) != 1) {
             fail("tensor '", t.name, "': cannot tell its layer (expected a name blk.N.…)");
         }
-        if (ftype == "Q2_K")
-            type = T::Q3_K;
+        if (ftype == "Q2_K") type = T::Q3_K;
         else if (ftype == "Q3_K_M") {
             type = i_layer < n_layer / 16 ? T::Q5_K : (!falcon || use_more_bits(i_layer, n_layer)) ? T::Q4_K : T::Q3_K;
-        } else if (ftype == "Q3_K_L")
-            type = falcon ? T::Q4_K : T::Q5_K;
+        } else if (ftype == "Q3_K_L") type = falcon ? T::Q4_K : T::Q5_K;
         else if (ftype == "Q4_K_M") {
-            if (falcon)
-                type = i_layer < n_layer / 16 ? T::Q6_K : use_more_bits(i_layer, n_layer) ? T::Q5_K : T::Q4_K;
-            else if (use_more_bits(i_layer, n_layer))
-                type = T::Q6_K;
-        } else if (ftype == "Q5_K_M" && use_more_bits(i_layer, n_layer))
-            type = T::Q6_K;
-        else if (ftype == "Q4_K_S" && !falcon && i_layer < n_layer / 8)
-            type = T::Q5_K;
+            if (falcon) type = i_layer < n_layer / 16 ? T::Q6_K : use_more_bits(i_layer, n_layer) ? T::Q5_K : T::Q4_K;
+            else if (use_more_bits(i_layer, n_layer)) type = T::Q6_K;
+        } else if (ftype == "Q5_K_M" && use_more_bits(i_layer, n_layer)) type = T::Q6_K;
+        else if (ftype == "Q4_K_S" && !falcon && i_layer < n_layer / 8) type = T::Q5_K;
         ++qs.i_ffn_down;
     } else if (cat == Category::AttnOutput) {
         if (falcon) {
             if (ftype == "Q3_K_L") type = T::Q4_K;
         } else if (m.n_expert == 8) {
-            if (ftype == "Q2_K" || ftype == "Q3_K_S" || ftype == "Q3_K_M" || ftype == "Q4_K_S" || ftype == "Q4_K_M")
+            if (ftype == "Q2_K" || ftype == "Q3_K_S" || ftype == "Q3_K_M" || ftype == "Q4_K_S" || ftype == "Q4_K_M") {
                 type = T::Q5_K;
-        } else if (ftype == "Q2_K")
-            type = T::Q3_K;
-        else if (ftype == "Q3_K_M")
-            type = T::Q4_K;
-        else if (ftype == "Q3_K_L")
-            type = T::Q5_K;
+            }
+        } else if (ftype == "Q2_K") type = T::Q3_K;
+        else if (ftype == "Q3_K_M") type = T::Q4_K;
+        else if (ftype == "Q3_K_L") type = T::Q5_K;
     } else if (cat == Category::AttnQkv) {
-        if (ftype == "Q3_K_M" || ftype == "Q3_K_L")
-            type = T::Q4_K;
-        else if (ftype == "Q4_K_M")
-            type = T::Q5_K;
-        else if (ftype == "Q5_K_M")
-            type = T::Q6_K;
+        if (ftype == "Q3_K_M" || ftype == "Q3_K_L") type = T::Q4_K;
+        else if (ftype == "Q4_K_M") type = T::Q5_K;
+        else if (ftype == "Q5_K_M") type = T::Q6_K;
     }
     return type;
 }
@@ -285,10 +267,8 @@ WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::
     const std::vector<GgmlType> types = choose_tensor_types(plan.facts, plan.tensors, mix, &s.fallbacks);
     for (GgmlType t : types) {
         auto it = std::find_if(s.type_counts.begin(), s.type_counts.end(), [t](const auto& p) { return p.first == t; });
-        if (it == s.type_counts.end())
-            s.type_counts.emplace_back(t, 1);
-        else
-            ++it->second;
+        if (it == s.type_counts.end()) s.type_counts.emplace_back(t, 1);
+        else ++it->second;
     }
 
     GgufWriter writer = plan.writer;  // the plan stays reusable (tests write one plan in several mixes)
@@ -357,8 +337,9 @@ WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::
 
 std::string summary_text(const WriteSummary& s, const std::string& path) {
     std::string types;
-    for (const auto& [type, n] : s.type_counts)
+    for (const auto& [type, n] : s.type_counts) {
         types += std::string(types.empty() ? "" : ", ") + type_name(type) + " " + std::to_string(n);
+    }
     char sizes[256];
     std::snprintf(sizes, sizeof sizes,
                   "size %.2f MiB (%.2f bits per weight) -> %.2f MiB (%.2f bits per weight) in %.2f s\n",

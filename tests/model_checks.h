@@ -1,4 +1,4 @@
-// Checks shared by the recurrent-model suites (test_mamba.cpp, test_jamba.cpp): a fixture model,
+// Checks shared by the model suites (transformer, MoE, Mamba, Jamba): a fixture model,
 // logits against Hugging Face, greedy decoding, a rewritten copy of a file for bad-input tests,
 // and the sequence-state operations (batched vs token-by-token, rollback through snapshots,
 // clone, save/restore).
