@@ -83,16 +83,7 @@ TEST_CASE("MoE logits match Hugging Face (F32 ≤ 1e-4, F16 ≤ 2e-3 relative to
                    Case{"qwen2moe-f32.gguf", "qwen2moe", 1e-4}}) {
         CAPTURE(std::string(c.file));
         Loaded l = load(c.file);
-        const test::Reference ref = test::load_reference(c.ref);
-        REQUIRE(l.model->info().n_vocab == ref.vocab);
-        double worst = 0;
-        for (const auto& p : ref.prompts) {
-            auto state = l.model->new_state(static_cast<int>(p.ids.size()));
-            std::vector<float> logits;
-            l.model->forward(*state, p.ids, Logits::All, logits);
-            REQUIRE(logits.size() == p.logits.size());
-            worst = std::max(worst, relative_max_error(logits.data(), p.logits.data(), logits.size()));
-        }
+        const double worst = test::worst_logit_error(*l.model, test::load_reference(c.ref));
         MESSAGE(std::string(c.file), ": max |Δlogit| / max |logit| = ", worst);
         CHECK(worst <= c.tol);
     }

@@ -43,16 +43,7 @@ TEST_CASE("llama logits match Hugging Face (F32 ≤ 1e-4, F16 ≤ 2e-3 relative 
                    Case{"llama-f16.gguf", "llama", 2e-3}, Case{"llama-draft-f16.gguf", "llama-draft", 2e-3}}) {
         CAPTURE(std::string(c.file));
         Loaded l = load(c.file);
-        test::Reference ref = test::load_reference(c.ref);
-        REQUIRE(l.model->info().n_vocab == ref.vocab);
-        double worst = 0;
-        for (const auto& p : ref.prompts) {
-            auto state = l.model->new_state(static_cast<int>(p.ids.size()));
-            std::vector<float> logits;
-            l.model->forward(*state, p.ids, Logits::All, logits);
-            REQUIRE(logits.size() == p.logits.size());
-            worst = std::max(worst, relative_max_error(logits.data(), p.logits.data(), logits.size()));
-        }
+        const double worst = test::worst_logit_error(*l.model, test::load_reference(c.ref));
         MESSAGE(c.file, ": max |Δlogit| / max |logit| = ", worst);
         CHECK(worst <= c.tol);
     }
