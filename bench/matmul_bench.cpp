@@ -1,7 +1,7 @@
 // Kernel-level matmul throughput (GMAC/s, one thread, thread CPU time so a shared machine's
 // load does not count) of a 2048x2048 weight: the reference kernels, the AVX2 kernels one token
 // per call (x1) and four tokens per call (x4), for decode (1 token) and prefill (64 tokens).
-//   c++ -std=c++20 -O2 -Isrc bench/matmul_bench.cpp build/libstrata_core.a -lpthread && ./a.out
+//   build/bench/matmul_bench
 #include <algorithm>
 #include <cstdio>
 #include <cstring>

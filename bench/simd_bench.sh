@@ -14,9 +14,7 @@ STRATA=$BUILD/strata
 mkdir -p "$WORK"
 
 if [ ! -f "$WORK/d2048-q4_0.gguf" ]; then
-    [ -x "$WORK/make_synth_llama" ] || c++ -std=c++20 -O2 -I"$ROOT/src" "$ROOT/bench/make_synth_llama.cpp" \
-        "$BUILD/libstrata_core.a" -lpthread -o "$WORK/make_synth_llama"
-    "$WORK/make_synth_llama" "$FIXTURES/llama-f32.gguf" "$WORK/d2048-f32.gguf" 2
+    "$BUILD/bench/make_synth_llama" "$FIXTURES/llama-f32.gguf" "$WORK/d2048-f32.gguf" 2
     for t in Q4_0 Q4_K_M Q8_0 F16; do
         "$STRATA" quantize "$WORK/d2048-f32.gguf" "$WORK/d2048-$(echo $t | tr A-Z a-z).gguf" $t >&2
     done

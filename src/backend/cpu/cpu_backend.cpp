@@ -1,5 +1,6 @@
-// The CPU backend: quantized matmul through the type table's vec_dot (activations quantized to
-// the weight type's pairing, as ggml does), and the element-wise ops, all over a thread pool.
+// The CPU backend: quantized matmul (cpu_matmul.cpp: activations quantized to the weight type's
+// pairing, as ggml does, then SIMD dot products chosen at startup), attention, the SSM ops and the
+// element-wise ops, all over a thread pool.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
