@@ -99,7 +99,7 @@ TEST_CASE("MoE greedy continuations equal Hugging Face's (F32)") {
     }
 }
 
-TEST_CASE("MoE perplexity: F32 within 0.05% of Hugging Face, quantized within 0.3% of llama.cpp (q4_0: 0.4%)") {
+TEST_CASE("MoE perplexity: F32 within 0.05% of Hugging Face, quantized within 0.3% of llama.cpp") {
     if (test::skip_without_shared("perplexity fixtures")) return;
     const std::vector<int32_t> tokens = test::load_eval_ids();
     for (const std::string file : {"mixtral-f32.gguf", "qwen2moe-f32.gguf", "mixtral-f16.gguf", "mixtral-q8_0.gguf",
@@ -116,14 +116,11 @@ TEST_CASE("MoE perplexity: F32 within 0.05% of Hugging Face, quantized within 0.
             const double llamacpp = test::llamacpp_ppl(file);
             MESSAGE(file, ": PPL ", r.ppl, " +/- ", r.ppl_error, " (llama.cpp ", llamacpp, ")");
             REQUIRE(llamacpp > 0);
-            // Top-k routing turns rounding differences into different expert choices, so MoE
-            // perplexity is more sensitive to them than a dense model's. For mixtral-q4_0,
-            // equally valid roundings measured 14.69 (q8_0 activations, as ggml and here), 14.68
-            // (float activations) and 14.66 (plus llama.cpp's f16 KV cache) against llama.cpp's
-            // 14.646, and a change of dot-product summation order alone moved it by 0.03%: a
-            // spread near 0.3% from rounding alone, hence 0.4% for this file.
-            const double tol = file == "mixtral-q4_0.gguf" ? 4e-3 : 3e-3;
-            CHECK(std::fabs(r.ppl / llamacpp - 1) <= tol);
+            // The issue's bound. Top-k routing turns rounding differences into different expert
+            // choices, so MoE perplexity is more sensitive to them than a dense model's: for
+            // mixtral-q4_0 (measured 14.6867 vs 14.6459, +0.28%), equally valid roundings moved
+            // it between 14.66 and 14.69, so a kernel change can push this file near the edge.
+            CHECK(std::fabs(r.ppl / llamacpp - 1) <= 3e-3);
         }
     }
 }
