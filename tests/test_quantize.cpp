@@ -78,8 +78,8 @@ TEST_CASE("quantize: every llama.cpp fixture mix is reproduced, types and bytes"
     // strata's, so every byte can agree (metadata order and tensor order included).
     const std::pair<const char*, std::vector<const char*>> cases[] = {
         {"llama", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "F16"}},  {"llama-draft", {"Q4_K_M", "Q6_K", "F16"}},
-        {"mixtral", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K"}},       {"mamba", {"Q4_K_M", "Q6_K"}},
-        {"mamba2", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "F16"}}, {"jamba", {"Q4_K_M", "Q6_K"}},
+        {"mixtral", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "F16"}},       {"mamba", {"Q4_K_M", "Q6_K", "F16"}},
+        {"mamba2", {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "F16"}}, {"jamba", {"Q4_K_M", "Q6_K", "F16"}},
     };
     for (const auto& [model, types] : cases) {
         for (const char* type : types) {

@@ -4,6 +4,7 @@
 #include "format/hf_convert.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -26,11 +27,6 @@ std::string read_file(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     if (!in) fail(p.string(), ": cannot open");
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-bool ends_with(const std::string& s, const char* suffix) {
-    const size_t n = std::strlen(suffix);
-    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
 // Matches an HF name against a pattern with {bid}/{xid} placeholders (decimal numbers).
@@ -186,7 +182,7 @@ bool is_tied_copy(const HfConfig& cfg, const SafetensorsCheckpoint& ckpt, const 
 void plan_tensors(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& cfg, const SafetensorsCheckpoint& ckpt) {
     std::set<std::string> stacked;  // expert tensors already planned
     for (const SafetensorsTensor* t : ckpt.tensors()) {
-        if (ends_with(t->name, "rotary_emb.inv_freq")) continue;  // recomputed from rope.freq_base
+        if (t->name.ends_with("rotary_emb.inv_freq")) continue;  // recomputed from rope.freq_base
         bool matched = false;
         for (const TensorRule& rule : arch.tensors) {
             int bid, xid;
@@ -489,7 +485,7 @@ void set_size_label(ModelPlan& plan) {
         for (int64_t d : t.ne) n *= d;
         total += n;
         if (t.name.find("_exps.") != std::string::npos && t.ne.size() >= 2) {
-            const int64_t e = ends_with(t.name, ".bias") ? t.ne[1] : t.ne[std::min<size_t>(2, t.ne.size() - 1)];
+            const int64_t e = t.name.ends_with(".bias") ? t.ne[1] : t.ne[std::min<size_t>(2, t.ne.size() - 1)];
             expert += n / e;
             expert_sum += e;
             ++n_expert_tensors;

@@ -22,7 +22,7 @@ namespace strata {
 // tensor for anything missing or inconsistent.
 ModelPlan plan_hf_conversion(const std::string& dir);
 
-// Shared with the llama.2c converter ------------------------------------------------------------
+// Shared with the llama2.c converter ------------------------------------------------------------
 
 // general.architecture, general.type, general.name and a placeholder general.size_label (set by
 // set_size_label once the tensors are known), in llama.cpp's order.
