@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "util/utf8.h"
+
 namespace strata::unicode {
 
 // General category, coarsened the way the pre-tokenizer regexes use it (\p{L}, \p{N}, \p{M}, \p{P}).
@@ -31,7 +33,7 @@ constexpr uint32_t kReplacement = 0xFFFD;
 // U+FFFD with length 1, so every byte of any input is consumed exactly once.
 size_t decode_utf8(std::string_view s, size_t pos, uint32_t* cp);
 
-void append_utf8(std::string& out, uint32_t cp);
+using strata::append_utf8;  // src/util/utf8.h
 
 // Length of the sequence a lead byte announces (1..4), or 0 for a byte that cannot start one.
 size_t utf8_sequence_length(uint8_t lead);
