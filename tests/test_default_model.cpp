@@ -12,3 +12,14 @@ TEST_CASE("default model: `strata run` reproduces the recipe's Hugging Face gree
         "ROMEO:\nI'll be a bravel: I'll go to me,\nAnd I'll go to me.\n\nCORIOLANUS:\nIt is a merry.\n\nCORIOLANUS";
     CHECK_MESSAGE(out.find(expected) != std::string::npos, out);
 }
+
+TEST_CASE("default model with its draft: greedy speculative decoding prints what the target alone prints") {
+    const std::string dir = std::string(STRATA_SOURCE_DIR) + "/models/";
+    std::string alone, drafted;
+    REQUIRE(strata::test::run_strata("run -m " + dir + "shakespeare-q8_0.gguf -p 'ROMEO:' -n 96 --temp 0 2>/dev/null", &alone) == 0);
+    REQUIRE(strata::test::run_strata("run -m " + dir + "shakespeare-q8_0.gguf -md " + dir +
+                                         "shakespeare-draft-q8_0.gguf -p 'ROMEO:' -n 96 --temp 0 2>/dev/null",
+                                     &drafted) == 0);
+    CHECK(alone.size() > 100);
+    CHECK(drafted == alone);
+}
