@@ -30,7 +30,7 @@ fs::path fixture(const std::string& relative) {
 
 bool skip_without_shared(const char* what) {
     if (!shared_dir().empty()) return false;
-    MESSAGE("SKIPPED (no ../shared fixtures; set STRATA_SHARED): ", what);
+    MESSAGE("SKIPPED (no ../shared fixtures; set STRATA_SHARED): ", std::string(what));
     return true;
 }
 
