@@ -183,7 +183,7 @@ TEST_CASE("chat templates: built-in formats without a reference template here") 
           "<start_of_turn>user\nU2<end_of_turn>\n<start_of_turn>model\n");
     CHECK(render("deepseek3") ==
           "S\n\n<｜User｜> U1 <｜Assistant｜>A1<｜end▁of▁sentence｜><｜User｜>U2<｜Assistant｜>");
-    CHECK(render("plain") == "S\n\nUser:  U1 \nAssistant: A1\nUser: U2\nAssistant:");
+    CHECK(render("plain") == "S\n\nUser:  U1 \nAssistant:A1\nUser: U2\nAssistant:");
     const ChatTemplate plain = ChatTemplate::from_name("plain", {});
     CHECK(plain.stop_text() == "\nUser:");
     CHECK(ChatTemplate::from_name("chatml", {}).end_of_turn() == "<|im_end|>");

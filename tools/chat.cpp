@@ -216,7 +216,7 @@ void register_chat(CLI::App& app) {
     auto o = std::make_shared<ChatCliOptions>();
     auto* cmd = app.add_subcommand("chat", "Chat with a model in the terminal (or line by line from a pipe)");
     add_model_options(cmd, o->model);
-    cmd->add_option("--system-prompt,--sys", o->system_prompt, "System prompt (also -sys TEXT)");
+    cmd->add_option("--system-prompt,--sys", o->system_prompt, "System prompt (also -sys, as llama.cpp spells it)");
     cmd->add_option(
         "--template", o->template_name, "Chat template: a built-in format (" + [] {
             std::string names;
@@ -226,23 +226,11 @@ void register_chat(CLI::App& app) {
     cmd->add_option("-n,--n-predict", o->chat.n_predict, "Tokens per reply at most (-1: until the end of the turn)")
         ->capture_default_str();
     add_sampling_options(cmd, o->sampling, o->seed);
-    cmd->add_option("--model-draft", o->draft_path, "Draft model for speculative decoding");
+    cmd->add_option("--model-draft", o->draft_path, "Draft model for speculative decoding (also -md)");
     cmd->add_option("--draft,--draft-max", o->chat.n_draft, "Tokens drafted per target pass")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
-    // CLI11 takes single-dash names of one letter only; llama.cpp's `-sys TEXT` arrives as extras.
-    cmd->allow_extras();
-    cmd->callback([o, cmd] {
-        const std::vector<std::string> extras = cmd->remaining();
-        for (size_t i = 0; i < extras.size(); ++i) {
-            if (extras[i] == "-sys" && i + 1 < extras.size()) {
-                o->system_prompt = extras[++i];
-            } else {
-                strata::fail("chat: unexpected argument '", extras[i], "' (see strata chat --help)");
-            }
-        }
-        chat(*o);
-    });
+    cmd->callback([o] { chat(*o); });
 }
 
 const CommandRegistration registration{20, "chat", register_chat};

@@ -7,7 +7,6 @@
 #include <iterator>
 
 #include "decode/generate.h"
-#include "decode/jinja_builtins.h"
 #include "decode/speculative.h"
 #include "tokenizer/stream_detokenizer.h"
 #include "util/error.h"
@@ -288,7 +287,8 @@ ChatReply ChatSession::send(const std::string& user_text, const std::function<vo
     const std::string tail = printer.finish();
     if (!tail.empty()) on_text(tail);
     reply.text = printer.text();
-    messages_.push_back({"assistant", jinja::python_strip(reply.text, nullptr, true, true)});
+    // Kept as generated, so the next turn's rendering matches the tokens already in the state.
+    messages_.push_back({"assistant", reply.text});
     last_.generated_tokens = static_cast<int64_t>(reply_tokens.size());
     last_.generation_seconds = seconds_since(generation_start);
     add(totals_, last_);

@@ -41,7 +41,7 @@ struct ChatTurnStats {
 enum class ReplyEnd { end_of_turn, interrupted, length, context_full };
 
 struct ChatReply {
-    std::string text;  // as printed; the history keeps it with surrounding whitespace trimmed
+    std::string text;  // as printed, and as the history keeps it
     ReplyEnd end = ReplyEnd::end_of_turn;
     ChatTurnStats stats;
 };
@@ -80,7 +80,6 @@ public:
     int context_size() const { return n_ctx_; }
     const ChatTurnStats& last_turn() const { return last_; }
     const ChatTurnStats& totals() const { return totals_; }
-    const ChatTemplate& chat_template() const { return template_; }
 
 private:
     struct Sequence;  // a model with its state, the tokens in it and a recurrent checkpoint

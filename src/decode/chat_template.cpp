@@ -93,7 +93,9 @@ const RoleFormat kRoleFormats[] = {
      "",
      false,
      false},
-    {"plain", {"", "\n\n"}, {"User: ", "\n"}, {"Assistant: ", "\n"}, "Assistant:", "", false, false},
+    // A reply follows "Assistant:" exactly as the model wrote it (its leading space included), so
+    // the history renders back to the tokens that were generated.
+    {"plain", {"", "\n\n"}, {"User: ", "\n"}, {"Assistant:", "\n"}, "Assistant:", "", false, false},
 };
 
 // The [INST] family (Llama 2, Mistral v1/v3): a user turn opens with [INST], a system message
