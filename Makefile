@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEB_PACKAGES := cmake g++ make libcli11-dev doctest-dev libsentencepiece-dev
+DEB_PACKAGES := cmake g++ make libcli11-dev doctest-dev libsentencepiece-dev tmux
 
 .PHONY: all deps configure build run test fuzz bench clean
 

@@ -8,12 +8,12 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <random>
 
 #include "commands.h"
 #include "decode/chat_session.h"
 #include "decode/speculative.h"
 #include "model_options.h"
+#include "sampling_options.h"
 #include "util/error.h"
 
 namespace {
@@ -22,8 +22,7 @@ struct ChatCliOptions {
     ModelOptions model;
     std::string system_prompt, template_name, draft_path;
     strata::ChatOptions chat;
-    strata::SamplerParams sampling;
-    int64_t seed = -1;
+    SamplingOptions sampling;
 };
 
 // Set by the SIGINT handler, polled per token and by the line reader; a signal handler can only
@@ -150,8 +149,7 @@ void chat(ChatCliOptions& o) {
     if (!tmpl.notice().empty()) std::fprintf(stderr, "strata: %s\n", tmpl.notice().c_str());
     std::fprintf(stderr, "strata: chat template: %s\n", tmpl.description().c_str());
 
-    o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
-    strata::Sampler sampler(o.sampling);
+    strata::Sampler sampler(o.sampling.resolved());
     o.chat.notify = [](const std::string& text) { std::fprintf(stderr, "\nstrata: %s\n", text.c_str()); };
     strata::ChatSession session(*m.model, tok, std::move(tmpl), m.n_ctx, sampler, o.chat);
     if (d.model) session.set_draft(*d.model);
@@ -195,23 +193,6 @@ void chat(ChatCliOptions& o) {
 }
 
 // The sampler chain's flags, in llama.cpp's spelling and defaults (as `strata run` has them).
-void add_sampling_options(CLI::App* cmd, strata::SamplerParams& s, int64_t& seed) {
-    cmd->add_option("--repeat-penalty", s.repeat_penalty, "Penalize repeated tokens (1.0: off)")->capture_default_str();
-    cmd->add_option("--repeat-last-n", s.repeat_last_n, "Tokens the penalties look back over (0: off, -1: all)")
-        ->capture_default_str();
-    cmd->add_option("--presence-penalty", s.presence_penalty, "Subtracted from a seen token's logit (0: off)")
-        ->capture_default_str();
-    cmd->add_option("--frequency-penalty", s.frequency_penalty, "Subtracted per occurrence (0: off)")
-        ->capture_default_str();
-    cmd->add_option("--top-k", s.top_k, "Keep the k most likely tokens (0: off)")->capture_default_str();
-    cmd->add_option("--top-p", s.top_p, "Keep the smallest set with this much probability (1.0: off)")
-        ->capture_default_str();
-    cmd->add_option("--min-p", s.min_p, "Drop tokens below min-p times the best one's probability (0: off)")
-        ->capture_default_str();
-    cmd->add_option("--temp", s.temperature, "Temperature; 0 is greedy")->capture_default_str();
-    cmd->add_option("--seed", seed, "Random seed (default: random)");
-}
-
 void register_chat(CLI::App& app) {
     auto o = std::make_shared<ChatCliOptions>();
     auto* cmd = app.add_subcommand("chat", "Chat with a model in the terminal (or line by line from a pipe)");
@@ -225,7 +206,7 @@ void register_chat(CLI::App& app) {
         }() + ") or a .jinja file; default: the model's own");
     cmd->add_option("-n,--n-predict", o->chat.n_predict, "Tokens per reply at most (-1: until the end of the turn)")
         ->capture_default_str();
-    add_sampling_options(cmd, o->sampling, o->seed);
+    add_sampling_options(cmd, o->sampling);
     cmd->add_option("--model-draft", o->draft_path, "Draft model for speculative decoding (also -md)");
     cmd->add_option("--draft,--draft-max", o->chat.n_draft, "Tokens drafted per target pass")
         ->capture_default_str()

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
-#include <random>
 
 #include "commands.h"
 #include "decode/beam_search.h"
@@ -14,6 +13,7 @@
 #include "decode/sampler.h"
 #include "decode/speculative.h"
 #include "model_options.h"
+#include "sampling_options.h"
 #include "tokenizer/stream_detokenizer.h"
 #include "util/error.h"
 
@@ -26,8 +26,7 @@ struct RunOptions {
     float draft_p_min = 0.75f;
     std::string prompt, prompt_file;
     int n_predict = 128;
-    strata::SamplerParams sampling;
-    int64_t seed = -1;
+    SamplingOptions sampling;
     int beams = 0;
     float length_penalty = 1.0f;
     bool ignore_eos = false;
@@ -63,8 +62,7 @@ void run(const RunOptions& o) {
         strata::fail("the prompt is ", tokens.size(), " tokens, which does not fit a context of ", m.n_ctx,
                      " with room to generate (raise -c/--ctx-size)");
     }
-    strata::SamplerParams sampling = o.sampling;
-    sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
+    const strata::SamplerParams sampling = o.sampling.resolved();
     strata::Sampler sampler(sampling);
     if (o.beams == 0 && !sampling.greedy()) {
         std::fprintf(stderr, "strata: sampling with temperature %.2f, top-k %d, top-p %.2f, min-p %.2f, seed %llu\n",
@@ -151,22 +149,7 @@ void register_run(CLI::App& app) {
     auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
     cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from a file")->excludes(p);
     cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->check(CLI::NonNegativeNumber);
-    // The sampler chain, in llama.cpp's spelling, order and defaults.
-    strata::SamplerParams& s = o->sampling;
-    cmd->add_option("--repeat-penalty", s.repeat_penalty, "Penalize repeated tokens (1.0: off)")->capture_default_str();
-    cmd->add_option("--repeat-last-n", s.repeat_last_n, "Tokens the penalties look back over (0: off, -1: all)")
-        ->capture_default_str();
-    cmd->add_option("--presence-penalty", s.presence_penalty, "Subtracted from a seen token's logit (0: off)")
-        ->capture_default_str();
-    cmd->add_option("--frequency-penalty", s.frequency_penalty, "Subtracted per occurrence (0: off)")
-        ->capture_default_str();
-    cmd->add_option("--top-k", s.top_k, "Keep the k most likely tokens (0: off)")->capture_default_str();
-    cmd->add_option("--top-p", s.top_p, "Keep the smallest set with this much probability (1.0: off)")
-        ->capture_default_str();
-    cmd->add_option("--min-p", s.min_p, "Drop tokens below min-p times the best one's probability (0: off)")
-        ->capture_default_str();
-    cmd->add_option("--temp", s.temperature, "Temperature; 0 is greedy")->capture_default_str();
-    cmd->add_option("--seed", o->seed, "Random seed (default: random, printed)");
+    add_sampling_options(cmd, o->sampling);
     cmd->add_option("--beams", o->beams, "Beam search with this many beams (0: off)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--length-penalty", o->length_penalty, "Beam score = log-prob / length^A")->capture_default_str();
     cmd->add_option("--model-draft", o->draft_path, "Draft model for speculative decoding");

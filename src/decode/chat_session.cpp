@@ -88,14 +88,13 @@ struct ChatSession::Sequence {
 
     void rewind(int n) {
         if (n >= state->n_past()) return;
-        try {
+        if (state->can_truncate(n)) {
             state->truncate(n);
-        } catch (const Error&) {
+        } else if (checkpoint_pos > 0 && checkpoint_pos <= n) {
             // No snapshot that far back (recurrent layers only): the checkpoint, else the start.
-            if (checkpoint_pos > 0 && checkpoint_pos <= n)
-                state->restore(checkpoint);
-            else
-                state->truncate(0);
+            state->restore(checkpoint);
+        } else {
+            state->truncate(0);
         }
         if (state->n_past() < checkpoint_pos) checkpoint_pos = -1;
     }

@@ -218,29 +218,6 @@ std::string repr_string(const std::string& s) {
     return out + quote;
 }
 
-void json_string(std::string& out, const std::string& s) {
-    out += '"';
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    out += '"';
-}
 
 }  // namespace
 
@@ -300,7 +277,7 @@ std::string Value::to_json(int indent, const std::string& item_sep, const std::s
                 else
                     out += python_float(v.float_);
                 break;
-            case Kind::String: json_string(out, v.string_); break;
+            case Kind::String: json_quote(out, v.string_); break;
             case Kind::Array: {
                 if (v.array_->empty()) {
                     out += "[]";
@@ -331,7 +308,7 @@ std::string Value::to_json(int indent, const std::string& item_sep, const std::s
                 for (size_t i = 0; i < members.size(); ++i) {
                     if (i) out += item_sep;
                     newline(depth + 1);
-                    json_string(out, members[i]->first);
+                    json_quote(out, members[i]->first);
                     out += key_sep;
                     write(members[i]->second, depth + 1);
                 }
