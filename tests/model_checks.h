@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "decode/perplexity.h"
 #include "format/gguf.h"
 #include "model/model.h"
 #include "reference.h"
@@ -61,6 +62,22 @@ inline double worst_logit_error(Model& model, const Reference& ref) {
         worst = std::max(worst, relative_max_error(logits.data(), p.logits.data(), logits.size()));
     }
     return worst;
+}
+
+// Perplexity on the eval tokens by llama.cpp's method (n_ctx 128, 16 chunks), checked against the
+// issue's references: an F32 file within 0.05% of Hugging Face's value (`hf_name`'s ref), every file
+// with a llama.cpp figure within 0.3% of it, and a quantized file must have one.
+inline void check_perplexity(Model& model, const std::string& file, const std::string& hf_name) {
+    static const std::vector<int32_t> tokens = load_eval_ids();
+    const PerplexityResult r = perplexity(model, tokens, 128, 16, 1);
+    CHECK(r.scored == 1008);
+    const bool f32 = file.find("-f32") != std::string::npos;
+    const double hf = f32 ? load_reference(hf_name).ppl : 0;
+    const double llamacpp = llamacpp_ppl(file);
+    MESSAGE(file, ": PPL ", r.ppl, " +/- ", r.ppl_error, " (HF ", hf, ", llama.cpp ", llamacpp, ")");
+    if (f32) CHECK(std::fabs(r.ppl / hf - 1) <= 5e-4);
+    if (!f32) REQUIRE(llamacpp > 0);
+    if (llamacpp > 0) CHECK(std::fabs(r.ppl / llamacpp - 1) <= 3e-3);
 }
 
 inline std::vector<int32_t> greedy(Model& model, const std::vector<int32_t>& prompt, int n_new) {

@@ -61,25 +61,12 @@ TEST_CASE("greedy continuations equal Hugging Face's for the F32 files") {
 
 TEST_CASE("perplexity: F32 within 0.05% of Hugging Face, quantized within 0.3% of llama.cpp") {
     if (test::skip_without_shared("perplexity fixtures")) return;
-    const std::vector<int32_t> tokens = test::load_eval_ids();
     for (const char* file : {"llama-f32.gguf", "llama-draft-f32.gguf", "llama-f16.gguf", "llama-q8_0.gguf",
                              "llama-q4_0.gguf", "llama-q4_k_m.gguf", "llama-q6_k.gguf", "llama-draft-f16.gguf",
                              "llama-draft-q4_k_m.gguf", "llama-draft-q6_k.gguf"}) {
         CAPTURE(std::string(file));
-        Loaded l = load(file);
-        PerplexityResult r = perplexity(*l.model, tokens, {.n_ctx = 128, .max_chunks = 16, .n_batch = 0, .bos = 1});
-        CHECK(r.scored == 1008);
         const std::string name = file;
-        const double llamacpp = test::llamacpp_ppl(name);
-        if (name.find("-f32") != std::string::npos) {
-            const double hf = test::load_reference(name.substr(0, name.find("-f32"))).ppl;
-            MESSAGE(file, ": PPL ", r.ppl, " (HF ", hf, ", llama.cpp ", llamacpp, ")");
-            CHECK(std::fabs(r.ppl / hf - 1) <= 5e-4);
-        } else {
-            MESSAGE(file, ": PPL ", r.ppl, " +/- ", r.ppl_error, " (llama.cpp ", llamacpp, ")");
-            REQUIRE(llamacpp > 0);
-            CHECK(std::fabs(r.ppl / llamacpp - 1) <= 3e-3);
-        }
+        test::check_perplexity(*load(file).model, name, name.substr(0, name.rfind('-')));
     }
 }
 
