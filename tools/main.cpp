@@ -24,7 +24,7 @@ std::string version_text() {
     std::string s = std::string("strata ") + STRATA_VERSION + "\n";
     s += "CPU features: " + strata::CpuFeatures::get().to_string() + "\n";
 #ifdef STRATA_CUDA
-    s += "CUDA: on\n";
+    s += "CUDA: toolkit found at build time, but no CUDA backend exists yet: models run on the CPU\n";
 #else
     s += "CUDA: off (built without CUDA)\n";
 #endif
