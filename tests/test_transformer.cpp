@@ -145,3 +145,36 @@ TEST_CASE("perplexity in batches smaller than the chunk equals whole-chunk perpl
     CHECK(batched.scored == whole.scored);
     CHECK(batched.ppl == doctest::Approx(whole.ppl).epsilon(1e-6));
 }
+
+TEST_CASE("forward_batch: one token for each of several sequences equals separate forwards") {
+    if (test::skip_without_shared("llama-f32.gguf, mixtral-f32.gguf, mamba-f32.gguf")) return;
+    for (const char* file : {"llama-f32.gguf", "mixtral-f32.gguf", "mamba-f32.gguf"}) {
+        CAPTURE(std::string(file));
+        Loaded l = load(file);
+        const test::Reference ref = test::load_reference("llama");  // every fixture shares the tokenizer
+        const int64_t V = l.model->info().n_vocab;
+        // Three sequences at different positions (prompts of different lengths), then one token each.
+        std::vector<std::unique_ptr<SequenceState>> batched, single;
+        std::vector<int32_t> next;
+        for (size_t i = 0; i < 3; ++i) {
+            std::span<const int32_t> prompt = std::span(ref.prompts[i].ids).first(5 + 3 * i);
+            std::vector<float> ignored;
+            batched.push_back(l.model->new_state(32));
+            single.push_back(l.model->new_state(32));
+            l.model->forward(*batched.back(), prompt, Logits::Last, ignored);
+            l.model->forward(*single.back(), prompt, Logits::Last, ignored);
+            next.push_back(ref.prompts[i].ids[5 + 3 * i]);
+        }
+        std::vector<SequenceState*> states = {batched[0].get(), batched[1].get(), batched[2].get()};
+        std::vector<float> together, alone;
+        l.model->forward_batch(states, next, together);
+        REQUIRE(together.size() == static_cast<size_t>(3 * V));
+        for (size_t i = 0; i < 3; ++i) {
+            l.model->forward(*single[i], std::span<const int32_t>(&next[i], 1), Logits::Last, alone);
+            // Same math on the same rows; only the matmul's row grouping differs (4-token SIMD
+            // kernels give bit-identical per-token results), so the tolerance is float rounding.
+            CHECK(relative_max_error(together.data() + static_cast<int64_t>(i) * V, alone.data(), static_cast<size_t>(V)) < 1e-5);
+            CHECK(batched[i]->n_past() == single[i]->n_past());
+        }
+    }
+}

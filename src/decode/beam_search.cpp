@@ -99,6 +99,7 @@ BeamResult beam_search(Model& model, const SequenceState& prompt_state, std::spa
     FinishedSet finished(n_beams, params.length_penalty);
     std::vector<Candidate> candidates;
     std::vector<int32_t> order;
+    std::vector<float> step_logits;
 
     for (int step = 0; step < params.n_predict; ++step) {
         candidates.clear();
@@ -138,8 +139,20 @@ BeamResult beam_search(Model& model, const SequenceState& prompt_state, std::spa
                 --children[static_cast<size_t>(c->beam)] > 0 ? parent.state->clone() : std::move(parent.state);
             child.tokens = extended(*c);
             child.log_prob = c->log_prob;
-            model.forward(*child.state, std::span<const int32_t>(&c->token, 1), Logits::Last, child.logits);
             next.push_back(std::move(child));
+        }
+        // All the new beams go through the model together: one pass per step, not one per beam.
+        std::vector<SequenceState*> states;
+        std::vector<int32_t> tokens;
+        for (size_t i = 0; i < next.size(); ++i) {
+            states.push_back(next[i].state.get());
+            tokens.push_back(chosen[i]->token);
+        }
+        if (!next.empty()) model.forward_batch(states, tokens, step_logits);
+        const size_t n_vocab = static_cast<size_t>(model.info().n_vocab);
+        for (size_t i = 0; i < next.size(); ++i) {
+            next[i].logits.assign(step_logits.begin() + static_cast<int64_t>(i * n_vocab),
+                                  step_logits.begin() + static_cast<int64_t>((i + 1) * n_vocab));
         }
         running = std::move(next);
         if (running.empty()) break;  // every candidate ended (several end-of-generation ids)

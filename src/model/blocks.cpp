@@ -1,5 +1,6 @@
 #include "model/blocks.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace strata {
@@ -22,31 +23,62 @@ AttentionBlock AttentionBlock::load(const WeightLoader& w, const std::string& p,
     return b;
 }
 
-void AttentionBlock::forward(Backend& backend, const TransformerHparams& hp, KvLayer& kv, int64_t n_past,
-                             const int32_t* positions, float* x, int64_t n) const {
-    const int64_t d = hp.n_embd;
-    const int64_t q_width = int64_t{hp.n_head} * hp.head_dim_k;
-    const int64_t o_width = int64_t{hp.n_head} * hp.head_dim_v;
-    std::vector<float> h(static_cast<size_t>(n * d)), q(static_cast<size_t>(n * q_width));
-    std::vector<float> attn(static_cast<size_t>(n * o_width)), proj(static_cast<size_t>(n * d));
-    float* k_new = kv.k_row(n_past);
-    float* v_new = kv.v_row(n_past);
-    backend.rmsnorm(x, norm.data(), n, d, hp.rms_eps, h.data());
-    backend.matmul(wq, h.data(), n, q.data());
-    backend.matmul(wk, h.data(), n, k_new);
-    backend.matmul(wv, h.data(), n, v_new);
-    if (!bq.empty()) backend.add_bias(q.data(), bq.data(), n, q_width);
-    if (!bk.empty()) backend.add_bias(k_new, bk.data(), n, kv.k_width);
-    if (!bv.empty()) backend.add_bias(v_new, bv.data(), n, kv.v_width);
-    backend.rope(q.data(), n, hp.n_head, hp.head_dim_k, positions, hp.rope);
-    backend.rope(k_new, n, hp.n_head_kv, hp.head_dim_k, positions, hp.rope);
+namespace {
+
+AttentionParams attention_params(const TransformerHparams& hp) {
     AttentionParams ap;
     ap.n_head = hp.n_head;
     ap.n_head_kv = hp.n_head_kv;
     ap.head_dim_k = hp.head_dim_k;
     ap.head_dim_v = hp.head_dim_v;
     ap.scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim_k));
-    backend.attention(q.data(), n, kv.k.data(), kv.v.data(), n_past, ap, attn.data());
+    return ap;
+}
+
+}  // namespace
+
+void AttentionBlock::project(Backend& backend, const TransformerHparams& hp, const float* x, int64_t n,
+                             const int32_t* positions, float* q, float* k, float* v) const {
+    const int64_t d = hp.n_embd;
+    std::vector<float> h(static_cast<size_t>(n * d));
+    backend.rmsnorm(x, norm.data(), n, d, hp.rms_eps, h.data());
+    backend.matmul(wq, h.data(), n, q);
+    backend.matmul(wk, h.data(), n, k);
+    backend.matmul(wv, h.data(), n, v);
+    if (!bq.empty()) backend.add_bias(q, bq.data(), n, wq.ne[1]);
+    if (!bk.empty()) backend.add_bias(k, bk.data(), n, wk.ne[1]);
+    if (!bv.empty()) backend.add_bias(v, bv.data(), n, wv.ne[1]);
+    backend.rope(q, n, hp.n_head, hp.head_dim_k, positions, hp.rope);
+    backend.rope(k, n, hp.n_head_kv, hp.head_dim_k, positions, hp.rope);
+}
+
+void AttentionBlock::forward(Backend& backend, const TransformerHparams& hp, KvLayer& kv, int64_t n_past,
+                             const int32_t* positions, float* x, int64_t n) const {
+    const int64_t d = hp.n_embd;
+    std::vector<float> q(static_cast<size_t>(n * wq.ne[1]));
+    std::vector<float> attn(static_cast<size_t>(n * wo.ne[0])), proj(static_cast<size_t>(n * d));
+    // The new keys and values go straight into this sequence's cache rows.
+    project(backend, hp, x, n, positions, q.data(), kv.k_row(n_past), kv.v_row(n_past));
+    backend.attention(q.data(), n, kv.k.data(), kv.v.data(), n_past, attention_params(hp), attn.data());
+    backend.matmul(wo, attn.data(), n, proj.data());
+    backend.add(x, proj.data(), n * d);
+}
+
+void AttentionBlock::forward_rows(Backend& backend, const TransformerHparams& hp, std::span<KvLayer* const> kvs,
+                                  const int32_t* positions, float* x) const {
+    const int64_t n = static_cast<int64_t>(kvs.size()), d = hp.n_embd;
+    const int64_t q_width = wq.ne[1], k_width = wk.ne[1], v_width = wv.ne[1], o_width = wo.ne[0];
+    std::vector<float> q(static_cast<size_t>(n * q_width)), k(static_cast<size_t>(n * k_width));
+    std::vector<float> v(static_cast<size_t>(n * v_width)), attn(static_cast<size_t>(n * o_width));
+    std::vector<float> proj(static_cast<size_t>(n * d));
+    project(backend, hp, x, n, positions, q.data(), k.data(), v.data());
+    const AttentionParams ap = attention_params(hp);
+    for (int64_t i = 0; i < n; ++i) {  // each row attends over its own sequence's cache
+        KvLayer& kv = *kvs[static_cast<size_t>(i)];
+        std::copy_n(k.data() + i * k_width, k_width, kv.k_row(positions[i]));
+        std::copy_n(v.data() + i * v_width, v_width, kv.v_row(positions[i]));
+        backend.attention(q.data() + i * q_width, 1, kv.k.data(), kv.v.data(), positions[i], ap, attn.data() + i * o_width);
+    }
     backend.matmul(wo, attn.data(), n, proj.data());
     backend.add(x, proj.data(), n * d);
 }

@@ -3,6 +3,7 @@
 // the residual stream x [n_tokens][n_embd] in place.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,15 @@ struct AttentionBlock {
     static AttentionBlock load(const WeightLoader& w, const std::string& prefix, const TransformerHparams& hp);
     void forward(Backend& backend, const TransformerHparams& hp, KvLayer& kv, int64_t n_past, const int32_t* positions,
                  float* x, int64_t n) const;
+    // One new token for each of several sequences (beam search): row i of x belongs to the
+    // sequence whose cache is kvs[i], at position positions[i].
+    void forward_rows(Backend& backend, const TransformerHparams& hp, std::span<KvLayer* const> kvs,
+                      const int32_t* positions, float* x) const;
+
+private:
+    // h = rmsnorm(x); q, k, v = projections of h (+ biases), rope applied to q and k.
+    void project(Backend& backend, const TransformerHparams& hp, const float* x, int64_t n, const int32_t* positions,
+                 float* q, float* k, float* v) const;
 };
 
 // x += W_down · (silu(W_gate·h) ⊙ W_up·h) with h = rmsnorm(x): the SwiGLU feed-forward.

@@ -39,6 +39,11 @@ public:
     // Statistics gathered while running, for --verbose (MoE: how often each expert was chosen,
     // per layer); empty when the model keeps none.
     virtual std::string usage_report() const { return {}; }
+    // One token for each of several sequences in a single pass (beam search), each state advancing
+    // by one; logits [states.size()][n_vocab]. This default runs them one by one; architectures
+    // whose layers can batch across sequences override it.
+    virtual void forward_batch(std::span<SequenceState* const> states, std::span<const int32_t> tokens,
+                               std::vector<float>& logits);
 };
 
 // Builds the model for the file's general.architecture; the file must outlive the model.

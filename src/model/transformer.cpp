@@ -64,32 +64,65 @@ public:
         const int64_t n = static_cast<int64_t>(tokens.size());
         if (n == 0) fail("forward pass with no tokens");
         state.check_room(n);
-        const int64_t d = hp_.n_embd, n_past = state.n_past();
+        const int64_t n_past = state.n_past();
         std::vector<int32_t> pos(static_cast<size_t>(n));
         for (int64_t t = 0; t < n; ++t) pos[t] = static_cast<int32_t>(n_past + t);
-
-        std::vector<float> x(static_cast<size_t>(n * d));
-        backend_.get_rows(token_embd_, tokens.data(), n, x.data());
+        std::vector<float> x = embed(tokens);
         for (int il = 0; il < hp_.n_layer; ++il) {
-            const Layer& l = layers_[static_cast<size_t>(il)];
-            l.attention.forward(backend_, hp_, state.kv(il), n_past, pos.data(), x.data(), n);
-            if (l.moe) {
-                l.moe->forward(backend_, hp_, x.data(), n, expert_counts_[static_cast<size_t>(il)]);
-            } else {
-                l.ffn->forward(backend_, hp_, x.data(), n);
-            }
+            layers_[static_cast<size_t>(il)].attention.forward(backend_, hp_, state.kv(il), n_past, pos.data(), x.data(), n);
+            feed_forward(il, x, n);
         }
         state.advance(n);
-
         const int64_t first = which == Logits::All ? 0 : n - 1;
-        const int64_t n_out = n - first;
-        std::vector<float> h(static_cast<size_t>(n_out * d));
-        backend_.rmsnorm(x.data() + first * d, output_norm_.data(), n_out, d, hp_.rms_eps, h.data());
-        logits.resize(static_cast<size_t>(n_out * hp_.n_vocab));
-        backend_.matmul(output_, h.data(), n_out, logits.data());
+        output(x.data() + first * hp_.n_embd, n - first, logits);
+    }
+
+    // Every layer's projections and FFN run once over all the sequences' tokens; only attention
+    // reads each sequence's own cache.
+    void forward_batch(std::span<SequenceState* const> states, std::span<const int32_t> tokens,
+                       std::vector<float>& logits) override {
+        const int64_t n = static_cast<int64_t>(states.size());
+        if (n == 0 || tokens.size() != states.size()) fail("forward_batch: ", n, " states but ", tokens.size(), " tokens");
+        std::vector<int32_t> pos(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) {
+            states[static_cast<size_t>(i)]->check_room(1);
+            pos[static_cast<size_t>(i)] = states[static_cast<size_t>(i)]->n_past();
+        }
+        std::vector<float> x = embed(tokens);
+        std::vector<KvLayer*> kvs(static_cast<size_t>(n));
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            for (int64_t i = 0; i < n; ++i) kvs[static_cast<size_t>(i)] = &states[static_cast<size_t>(i)]->kv(il);
+            layers_[static_cast<size_t>(il)].attention.forward_rows(backend_, hp_, kvs, pos.data(), x.data());
+            feed_forward(il, x, n);
+        }
+        for (SequenceState* s : states) s->advance(1);
+        output(x.data(), n, logits);
     }
 
 private:
+    std::vector<float> embed(std::span<const int32_t> tokens) {
+        std::vector<float> x(tokens.size() * static_cast<size_t>(hp_.n_embd));
+        backend_.get_rows(token_embd_, tokens.data(), static_cast<int64_t>(tokens.size()), x.data());
+        return x;
+    }
+
+    void feed_forward(int il, std::vector<float>& x, int64_t n) {
+        const Layer& l = layers_[static_cast<size_t>(il)];
+        if (l.moe) {
+            l.moe->forward(backend_, hp_, x.data(), n, expert_counts_[static_cast<size_t>(il)]);
+        } else {
+            l.ffn->forward(backend_, hp_, x.data(), n);
+        }
+    }
+
+    // Logits of n rows of the residual stream: output norm, then the output head.
+    void output(const float* x, int64_t n, std::vector<float>& logits) {
+        std::vector<float> h(static_cast<size_t>(n * hp_.n_embd));
+        backend_.rmsnorm(x, output_norm_.data(), n, hp_.n_embd, hp_.rms_eps, h.data());
+        logits.resize(static_cast<size_t>(n * hp_.n_vocab));
+        backend_.matmul(output_, h.data(), n, logits.data());
+    }
+
     Backend& backend_;
     TransformerHparams hp_;
     ModelInfo info_;
