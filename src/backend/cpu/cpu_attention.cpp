@@ -19,6 +19,10 @@ void cpu_attention(ThreadPool& pool, const float* q, int64_t n_tokens, const flo
     std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.size()), std::vector<float>(n_ctx_used));
     const CpuKernels& kernels = cpu_kernels();
     const vec_dot_fn dot_f32 = kernels.vec_dot(GgmlType::F32);
+    // Hand (token, head) rows to other threads only in chunks of ~2^16 multiply-adds: a decode step
+    // at a short context is a few thousand, less than waking a worker costs.
+    const int64_t row_work = n_ctx_used * (p.head_dim_k + p.head_dim_v);
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, row_work));
     pool.parallel_for(n_tokens * p.n_head, [&](int64_t i0, int64_t i1, int thread) {
         float* scores = scratch[static_cast<size_t>(thread)].data();
         for (int64_t i = i0; i < i1; ++i) {
@@ -46,7 +50,7 @@ void cpu_attention(ThreadPool& pool, const float* q, int64_t n_tokens, const flo
                 kernels.axpy_f32(p.head_dim_v, w, vj, oh);
             }
         }
-    });
+    }, grain);
 }
 
 }  // namespace strata
