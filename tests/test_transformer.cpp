@@ -44,7 +44,7 @@ TEST_CASE("llama logits match Hugging Face (F32 ≤ 1e-4, F16 ≤ 2e-3 relative 
         CAPTURE(std::string(c.file));
         Loaded l = load(c.file);
         const double worst = test::worst_logit_error(*l.model, test::load_reference(c.ref));
-        MESSAGE(c.file, ": max |Δlogit| / max |logit| = ", worst);
+        MESSAGE(std::string(c.file), ": max |Δlogit| / max |logit| = ", worst);
         CHECK(worst <= c.tol);
     }
 }
