@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "model/hparams.h"
+#include "model/model.h"
 #include "model/weights.h"
 #include "state/sequence_state.h"
 
@@ -48,5 +49,16 @@ struct FeedForwardBlock {
 // out = down · (silu(gate·h) ⊙ up·h).
 void swiglu_ffn(Backend& backend, const TensorView& gate, const TensorView& up, const TensorView& down, const float* h,
                 int64_t n, float* out);
+
+// The final RMSNorm and the LM head; the head is the token embedding when the file has no
+// output.weight (tied embeddings).
+struct OutputHead {
+    std::vector<float> norm;
+    TensorView output;
+
+    static OutputHead load(const WeightLoader& w, int64_t n_embd, int64_t n_vocab, const TensorView& token_embd);
+    void forward(Backend& backend, const float* x, int64_t n, int64_t n_embd, float eps, Logits which,
+                 std::vector<float>& logits) const;
+};
 
 }  // namespace strata

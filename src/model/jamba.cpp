@@ -80,12 +80,7 @@ public:
             layers_.push_back(std::move(l));
         }
         expert_counts_.resize(layers_.size());
-        info_.arch = ssm_.arch;
-        info_.name = file.get_string("general.name", "");
-        info_.n_vocab = ssm_.n_vocab;
-        info_.n_embd = ssm_.n_embd;
-        info_.n_layer = ssm_.n_layer;
-        info_.n_ctx_train = ssm_.n_ctx_train;
+        info_ = model_info(file, ssm_);
     }
 
     const ModelInfo& info() const override { return info_; }
@@ -104,10 +99,8 @@ public:
                  std::vector<float>& logits) override {
         const int64_t n = static_cast<int64_t>(tokens.size());
         if (n == 0) fail("forward pass with no tokens");
-        state.check_room(n);
         const int64_t n_past = state.n_past();
-        std::vector<int32_t> pos(static_cast<size_t>(n));
-        for (int64_t t = 0; t < n; ++t) pos[t] = static_cast<int32_t>(n_past + t);
+        const std::vector<int32_t> pos = state.next_positions(n);
         std::vector<float> x(static_cast<size_t>(n * ssm_.n_embd));
         backend_.get_rows(token_embd_, tokens.data(), n, x.data());
         for (int il = 0; il < ssm_.n_layer; ++il) {

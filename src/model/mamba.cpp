@@ -1,5 +1,6 @@
 #include "model/mamba.h"
 
+#include "model/blocks.h"
 #include "model/mamba_blocks.h"
 #include "util/error.h"
 
@@ -16,12 +17,7 @@ public:
         token_embd_ = w.require("token_embd.weight", {hp_.n_embd, hp_.n_vocab});
         head_ = OutputHead::load(w, hp_.n_embd, hp_.n_vocab, token_embd_);
         for (int i = 0; i < hp_.n_layer; ++i) layers_.push_back(Mixer::load(w, "blk." + std::to_string(i) + ".", hp_));
-        info_.arch = hp_.arch;
-        info_.name = file.get_string("general.name", "");
-        info_.n_vocab = hp_.n_vocab;
-        info_.n_embd = hp_.n_embd;
-        info_.n_layer = hp_.n_layer;
-        info_.n_ctx_train = hp_.n_ctx_train;
+        info_ = model_info(file, hp_);
     }
 
     const ModelInfo& info() const override { return info_; }

@@ -186,22 +186,4 @@ std::string state_size_report(const Model& model) {
 // ---------------------------------------------------------------------------------------------
 // Output head
 
-OutputHead OutputHead::load(const WeightLoader& w, int64_t n_embd, int64_t n_vocab, const TensorView& token_embd) {
-    OutputHead o;
-    o.norm = w.require_vector("output_norm.weight", n_embd);
-    o.output = w.optional("output.weight", {n_embd, n_vocab});
-    if (o.output.empty()) o.output = token_embd;  // tied embeddings
-    return o;
-}
-
-void OutputHead::forward(Backend& backend, const float* x, int64_t n, int64_t n_embd, float eps, Logits which,
-                         std::vector<float>& logits) const {
-    const int64_t first = which == Logits::All ? 0 : n - 1;
-    const int64_t n_out = n - first;
-    std::vector<float> h(static_cast<size_t>(n_out * n_embd));
-    backend.rmsnorm(x + first * n_embd, norm.data(), n_out, n_embd, eps, h.data());
-    logits.resize(static_cast<size_t>(n_out * output.ne[1]));
-    backend.matmul(output, h.data(), n_out, logits.data());
-}
-
 }  // namespace strata

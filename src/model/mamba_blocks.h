@@ -92,15 +92,4 @@ TensorView row_block(const TensorView& t, int64_t begin, int64_t end);
 // same at every position, and of its KV cache per position where the model has attention.
 std::string state_size_report(const Model& model);
 
-// The final RMSNorm and the LM head; the head is the token embedding when the file has no
-// output.weight (tied embeddings).
-struct OutputHead {
-    std::vector<float> norm;
-    TensorView output;
-
-    static OutputHead load(const WeightLoader& w, int64_t n_embd, int64_t n_vocab, const TensorView& token_embd);
-    void forward(Backend& backend, const float* x, int64_t n, int64_t n_embd, float eps, Logits which,
-                 std::vector<float>& logits) const;
-};
-
 }  // namespace strata

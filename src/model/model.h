@@ -24,6 +24,12 @@ struct ModelInfo {
     int n_ctx_train = 0;
 };
 
+// The summary every architecture reports, from its hyperparameters (any struct with these fields).
+template <class Hparams>
+ModelInfo model_info(const GgufFile& file, const Hparams& hp) {
+    return {hp.arch, file.get_string("general.name", ""), hp.n_vocab, hp.n_embd, hp.n_layer, hp.n_ctx_train};
+}
+
 enum class Logits { Last, All };
 
 class Model {

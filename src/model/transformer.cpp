@@ -25,9 +25,7 @@ public:
         const WeightLoader w(file);
         const int64_t d = hp_.n_embd;
         token_embd_ = w.require("token_embd.weight", {d, hp_.n_vocab});
-        output_norm_ = w.require_vector("output_norm.weight", d);
-        output_ = w.optional("output.weight", {d, hp_.n_vocab});
-        if (output_.empty()) output_ = token_embd_;  // tied embeddings
+        head_ = OutputHead::load(w, d, hp_.n_vocab, token_embd_);
         rope_factors_ = w.optional_vector("rope_freqs.weight", hp_.rope.n_rot / 2);
         if (!rope_factors_.empty()) hp_.rope.freq_factors = rope_factors_.data();
         const MoeRouting routing = MoeRouting::from_gguf(file, hp_.arch, moe);
@@ -43,12 +41,7 @@ public:
                 l.ffn = FeedForwardBlock::load(w, p, hp_);
             }
         }
-        info_.arch = hp_.arch;
-        info_.name = file.get_string("general.name", "");
-        info_.n_vocab = hp_.n_vocab;
-        info_.n_embd = d;
-        info_.n_layer = hp_.n_layer;
-        info_.n_ctx_train = hp_.n_ctx_train;
+        info_ = model_info(file, hp_);
     }
 
     const ModelInfo& info() const override { return info_; }
@@ -63,18 +56,15 @@ public:
                  std::vector<float>& logits) override {
         const int64_t n = static_cast<int64_t>(tokens.size());
         if (n == 0) fail("forward pass with no tokens");
-        state.check_room(n);
         const int64_t n_past = state.n_past();
-        std::vector<int32_t> pos(static_cast<size_t>(n));
-        for (int64_t t = 0; t < n; ++t) pos[t] = static_cast<int32_t>(n_past + t);
+        const std::vector<int32_t> pos = state.next_positions(n);
         std::vector<float> x = embed(tokens);
         for (int il = 0; il < hp_.n_layer; ++il) {
             layers_[static_cast<size_t>(il)].attention.forward(backend_, hp_, state.kv(il), n_past, pos.data(), x.data(), n);
             feed_forward(il, x, n);
         }
         state.advance(n);
-        const int64_t first = which == Logits::All ? 0 : n - 1;
-        output(x.data() + first * hp_.n_embd, n - first, logits);
+        head_.forward(backend_, x.data(), n, hp_.n_embd, hp_.rms_eps, which, logits);
     }
 
     // Every layer's projections and FFN run once over all the sequences' tokens; only attention
@@ -96,7 +86,7 @@ public:
             feed_forward(il, x, n);
         }
         for (SequenceState* s : states) s->advance(1);
-        output(x.data(), n, logits);
+        head_.forward(backend_, x.data(), n, hp_.n_embd, hp_.rms_eps, Logits::All, logits);
     }
 
 private:
@@ -115,19 +105,12 @@ private:
         }
     }
 
-    // Logits of n rows of the residual stream: output norm, then the output head.
-    void output(const float* x, int64_t n, std::vector<float>& logits) {
-        std::vector<float> h(static_cast<size_t>(n * hp_.n_embd));
-        backend_.rmsnorm(x, output_norm_.data(), n, hp_.n_embd, hp_.rms_eps, h.data());
-        logits.resize(static_cast<size_t>(n * hp_.n_vocab));
-        backend_.matmul(output_, h.data(), n, logits.data());
-    }
-
     Backend& backend_;
     TransformerHparams hp_;
     ModelInfo info_;
-    TensorView token_embd_, output_;
-    std::vector<float> output_norm_, rope_factors_;
+    TensorView token_embd_;
+    OutputHead head_;
+    std::vector<float> rope_factors_;
     std::vector<Layer> layers_;
     ExpertCounts expert_counts_;
 };

@@ -36,6 +36,13 @@ void SequenceState::check_room(int64_t n) const {
     }
 }
 
+std::vector<int32_t> SequenceState::next_positions(int64_t n) const {
+    check_room(n);
+    std::vector<int32_t> pos(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(n_past_ + t);
+    return pos;
+}
+
 void SequenceState::advance(int64_t n) {
     check_room(n);
     n_past_ += static_cast<int>(n);

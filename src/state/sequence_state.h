@@ -56,6 +56,8 @@ public:
     // Throws Error if n more tokens would not fit in the context.
     void check_room(int64_t n) const;
     void advance(int64_t n);
+    // The positions n_past … n_past+n-1 of n new tokens; throws Error if they do not fit.
+    std::vector<int32_t> next_positions(int64_t n) const;
 
     KvLayer& kv(int layer) { return kv_[static_cast<size_t>(layer)]; }
     RecurrentLayer& recurrent(int layer) { return recurrent_[static_cast<size_t>(layer)]; }
