@@ -23,7 +23,7 @@
 #include "tokenizer/tokenizer.h"
 
 #ifdef STRATA_HAVE_SENTENCEPIECE
-#include <sentencepiece_processor.h>
+#include "spm_from_library.h"  // tests/: the library's vocabulary as an spm::Model
 #endif
 
 namespace fs = std::filesystem;
@@ -116,22 +116,6 @@ strata::Tokenizer load_gguf(const fs::path& path) {
 }
 
 #ifdef STRATA_HAVE_SENTENCEPIECE
-// spm.h built from the library's view of a .model file (as tests/test_spm_reference.cpp does).
-spm::Model model_from_library(const sentencepiece::SentencePieceProcessor& sp) {
-    std::vector<std::string> pieces;
-    std::vector<float> scores;
-    std::vector<spm::PieceType> types;
-    for (int id = 0; id < sp.GetPieceSize(); ++id) {
-        pieces.push_back(sp.IdToPiece(id));
-        scores.push_back(sp.GetScore(id));
-        types.push_back(sp.IsControl(id)   ? spm::PieceType::control
-                        : sp.IsUnknown(id) ? spm::PieceType::unknown
-                        : sp.IsByte(id)    ? spm::PieceType::byte
-                        : sp.IsUnused(id)  ? spm::PieceType::unused
-                                           : spm::PieceType::normal);
-    }
-    return spm::Model(std::move(pieces), std::move(scores), std::move(types));
-}
 
 bool bench_sentencepiece(const fs::path& shared, const std::string& text, int repeat) {
     struct Case {
@@ -146,7 +130,7 @@ bool bench_sentencepiece(const fs::path& shared, const std::string& text, int re
             std::fprintf(stderr, "tokenizer_bench: cannot load %s\n", c.model);
             return false;
         }
-        const spm::Model ours = model_from_library(sp);
+        const spm::Model ours = strata::test::spm_model_from_library(sp);
         const strata::Tokenizer tok = load_gguf(shared / "fixtures" / c.gguf);
         std::vector<Row> rows = {
             {"sentencepiece library", [&](const std::string& s) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "format/gguf.h"
+#include "spm_from_library.h"
 #include "test_support.h"
 #include "tokenizer/spm.h"
 #include "tokenizer/tokenizer.h"
@@ -38,26 +39,11 @@ struct Reference {
     }
 };
 
-// Our model from the library's view of the .model file. (The library's API has no IsUserDefined;
-// neither model here has user-defined pieces, so the rest count as normal.)
 std::unique_ptr<Reference> load_reference(const std::string& relative) {
     auto ref = std::make_unique<Reference>();
     const auto status = ref->library.Load(strata::test::fixture(relative).string());
     REQUIRE_MESSAGE(status.ok(), status.ToString());
-    const sentencepiece::SentencePieceProcessor& sp = ref->library;
-    std::vector<std::string> pieces;
-    std::vector<float> scores;
-    std::vector<spm::PieceType> types;
-    for (int id = 0; id < sp.GetPieceSize(); ++id) {
-        pieces.push_back(sp.IdToPiece(id));
-        scores.push_back(sp.GetScore(id));
-        types.push_back(sp.IsControl(id)   ? spm::PieceType::control
-                        : sp.IsUnknown(id) ? spm::PieceType::unknown
-                        : sp.IsByte(id)    ? spm::PieceType::byte
-                        : sp.IsUnused(id)  ? spm::PieceType::unused
-                                           : spm::PieceType::normal);
-    }
-    ref->ours = std::make_unique<spm::Model>(std::move(pieces), std::move(scores), std::move(types));
+    ref->ours = std::make_unique<spm::Model>(strata::test::spm_model_from_library(ref->library));
     return ref;
 }
 
