@@ -132,13 +132,7 @@ bool run_command(const std::string& line, strata::ChatSession& session, int turn
 
 void chat(ChatCliOptions& o) {
     LoadedModel m = load_model_for_cli(o.model);
-    LoadedModel d;
-    if (!o.draft_path.empty()) {
-        ModelOptions draft_options = o.model;
-        draft_options.path = o.draft_path;
-        d = load_model_for_cli(draft_options);
-        strata::check_draft_compatible(*m.tokenizer, *d.tokenizer);
-    }
+    LoadedModel d = load_draft_for_cli(o.model, o.draft_path, m);
     const strata::Tokenizer& tok = *m.tokenizer;
     const strata::ChatTokens special{tok.bos() >= 0 ? tok.token_text(tok.bos()) : "",
                                      tok.eos() >= 0 ? tok.token_text(tok.eos()) : ""};

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "decode/speculative.h"
 #include "util/cpu_features.h"
 
 void add_model_options(CLI::App* cmd, ModelOptions& o) {
@@ -29,4 +30,13 @@ LoadedModel load_model_for_cli(const ModelOptions& o) {
                  static_cast<long long>(info.n_vocab), m.load_seconds * 1000, m.file->is_mapped() ? "mmap" : "read",
                  threads, m.n_ctx);
     return m;
+}
+
+LoadedModel load_draft_for_cli(const ModelOptions& options, const std::string& draft_path, const LoadedModel& target) {
+    if (draft_path.empty()) return {};
+    ModelOptions draft_options = options;
+    draft_options.path = draft_path;
+    LoadedModel d = load_model_for_cli(draft_options);
+    strata::check_draft_compatible(*target.tokenizer, *d.tokenizer);
+    return d;
 }

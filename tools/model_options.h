@@ -30,3 +30,6 @@ struct LoadedModel {
 
 // Maps the file, builds backend, model and tokenizer; logs a one-line summary to stderr.
 LoadedModel load_model_for_cli(const ModelOptions& options);
+// The draft model for speculative decoding, with the target's flags; checked compatible with the
+// target's tokenizer. An empty LoadedModel when draft_path is empty.
+LoadedModel load_draft_for_cli(const ModelOptions& options, const std::string& draft_path, const LoadedModel& target);

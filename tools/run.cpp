@@ -47,13 +47,7 @@ void run(const RunOptions& o) {
     using clock = std::chrono::steady_clock;
     if (o.beams > 0 && !o.draft_path.empty()) strata::fail("--beams and --model-draft cannot be combined");
     LoadedModel m = load_model_for_cli(o.model);
-    LoadedModel d;
-    if (!o.draft_path.empty()) {
-        ModelOptions draft_options = o.model;
-        draft_options.path = o.draft_path;
-        d = load_model_for_cli(draft_options);
-        strata::check_draft_compatible(*m.tokenizer, *d.tokenizer);
-    }
+    LoadedModel d = load_draft_for_cli(o.model, o.draft_path, m);
     const std::string prompt = o.prompt_file.empty() ? o.prompt : read_prompt_file(o.prompt_file);
     std::vector<int32_t> tokens = m.tokenizer->encode(prompt, true, true);
     const size_t n_prompt = tokens.size();
