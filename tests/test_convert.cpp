@@ -20,6 +20,7 @@
 #include "test_support.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "test_backend.h"
 
 #ifdef STRATA_HAVE_SENTENCEPIECE
 #include <sentencepiece_processor.h>
@@ -111,8 +112,8 @@ double relative_max_error(const std::vector<float>& a, const std::vector<float>&
 
 std::vector<float> run_logits(const fs::path& gguf, const std::vector<int32_t>& ids) {
     auto file = GgufFile::open(gguf.string());
-    auto backend = make_cpu_backend(2);
-    auto model = load_model(*file, *backend);
+    auto backend = strata::test::test_backend(2);
+    auto model = strata::test::load_test_model(*file, *backend);
     auto state = model->new_state(static_cast<int>(ids.size()));
     std::vector<float> logits;
     model->forward(*state, ids, Logits::All, logits);
