@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "decode/chat_session.h"
+#include "chat/chat_session.h"
 #include "format/gguf.h"
 #include "model/model.h"
 #include "test_support.h"

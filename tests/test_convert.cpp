@@ -10,13 +10,13 @@
 #include <map>
 
 #include "backend/backend.h"
+#include "convert/hf_convert.h"
+#include "convert/llama2c.h"
+#include "convert/quantize_model.h"
 #include "format/gguf.h"
-#include "format/hf_convert.h"
-#include "format/llama2c.h"
 #include "format/safetensors.h"
 #include "model/model.h"
 #include "reference.h"
-#include "tensor/quantize_model.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "util/json.h"

@@ -8,11 +8,11 @@
 #include <stdexcept>
 
 #include "backend/backend.h"
+#include "convert/quantize_model.h"
 #include "decode/perplexity.h"
 #include "format/gguf.h"
 #include "model/model.h"
 #include "reference.h"
-#include "tensor/quantize_model.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "test_backend.h"

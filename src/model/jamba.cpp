@@ -14,43 +14,6 @@ namespace strata {
 
 namespace {
 
-// A key that is either one number for every layer or an array with one per layer.
-std::vector<int64_t> per_layer(const GgufFile& f, const std::string& key, int n_layer) {
-    const GgufValue* v = f.find(key);
-    if (!v) fail(f.path(), ": missing key '", key, "'");
-    if (v->type != GgufType::ARRAY) return std::vector<int64_t>(static_cast<size_t>(n_layer), f.get_i64(key));
-    std::vector<int64_t> values = f.get_int_array(key);
-    if (static_cast<int>(values.size()) != n_layer) {
-        fail(f.path(), ": '", key, "' has ", values.size(), " entries, expected one per layer (", n_layer, ")");
-    }
-    return values;
-}
-
-// The attention and feed-forward shape of layer il, in the form the Transformer blocks take.
-TransformerHparams layer_hparams(const GgufFile& f, const SsmHparams& ssm, int64_t n_head, int64_t n_head_kv) {
-    TransformerHparams h;
-    h.arch = ssm.arch;
-    h.n_vocab = ssm.n_vocab;
-    h.n_embd = ssm.n_embd;
-    h.n_layer = ssm.n_layer;
-    h.rms_eps = ssm.rms_eps;
-    h.n_ctx_train = ssm.n_ctx_train;
-    h.n_ff = f.get_u32(h.key("feed_forward_length"));
-    h.n_head = static_cast<int>(n_head);
-    h.n_head_kv = static_cast<int>(n_head_kv);
-    if (n_head_kv > 0 && (n_head <= 0 || n_head % n_head_kv != 0 || h.n_embd % n_head != 0)) {
-        fail(f.path(), ": attention.head_count ", n_head, " must divide the embedding length ", h.n_embd,
-             " and be a multiple of head_count_kv ", n_head_kv);
-    }
-    h.head_dim_k = h.head_dim_v = n_head > 0 ? static_cast<int>(h.n_embd / n_head) : 0;
-    h.rope.n_rot = 0;  // Jamba's attention has no positional encoding
-    h.n_expert = static_cast<int>(f.get_u32(h.key("expert_count"), 0));
-    h.n_expert_used = static_cast<int>(f.get_u32(h.key("expert_used_count"), 0));
-    h.n_ff_exp = f.get_u32(h.key("expert_feed_forward_length"), static_cast<uint32_t>(h.n_ff));
-    h.n_ff_shexp = h.n_ff_exp;
-    return h;
-}
-
 struct JambaLayer {
     TransformerHparams hp;
     std::variant<AttentionBlock, Mamba1Mixer> mixer;
@@ -62,16 +25,15 @@ public:
     Jamba(const GgufFile& file, Backend& backend)
         : backend_(backend), ws_(backend), ssm_(SsmHparams::from_gguf(file, false)) {
         const WeightLoader w(file, backend, weights_);
-        const std::vector<int64_t> n_head = per_layer(file, ssm_.key("attention.head_count"), ssm_.n_layer);
-        const std::vector<int64_t> n_head_kv = per_layer(file, ssm_.key("attention.head_count_kv"), ssm_.n_layer);
+        const std::vector<TransformerHparams> layer_hp = jamba_layer_hparams(file, ssm_);
         const MoeRouting routing = moe_routing_from_gguf(file, ssm_.arch, {.normalize_top_k = false});
         token_embd_ = w.require("token_embd.weight", {ssm_.n_embd, ssm_.n_vocab});
         head_ = OutputHead::load(w, ssm_.n_embd, ssm_.n_vocab, token_embd_);
         std::vector<int> n_expert;
         for (int i = 0; i < ssm_.n_layer; ++i) {
             const std::string p = "blk." + std::to_string(i) + ".";
-            JambaLayer l{layer_hparams(file, ssm_, n_head[i], n_head_kv[i]), Mamba1Mixer{}, FeedForwardBlock{}};
-            if (n_head_kv[i] > 0) {
+            JambaLayer l{layer_hp[static_cast<size_t>(i)], Mamba1Mixer{}, FeedForwardBlock{}};
+            if (l.hp.n_head_kv > 0) {
                 l.mixer = AttentionBlock::load(w, p, l.hp);
             } else {
                 l.mixer = Mamba1Mixer::load(w, p, ssm_);

@@ -5,58 +5,6 @@
 
 namespace strata {
 
-int64_t vocab_size(const GgufFile& f, const std::string& arch) {
-    if (f.has(arch + ".vocab_size")) return f.get_u32(arch + ".vocab_size");
-    if (f.has("tokenizer.ggml.tokens")) return static_cast<int64_t>(f.find("tokenizer.ggml.tokens")->count);
-    return f.tensor("token_embd.weight").ne[1];
-}
-
-SsmHparams SsmHparams::from_gguf(const GgufFile& f, bool mamba2) {
-    SsmHparams h;
-    h.arch = f.get_string("general.architecture");
-    h.n_embd = f.get_u32(h.key("embedding_length"));
-    h.n_layer = static_cast<int>(f.get_u32(h.key("block_count")));
-    h.n_ctx_train = static_cast<int>(f.get_u32(h.key("context_length"), 0));
-    h.n_vocab = vocab_size(f, h.arch);
-    h.rms_eps = f.get_f32(h.key("attention.layer_norm_rms_epsilon"), 1e-5f);
-    h.d_conv = static_cast<int>(f.get_u32(h.key("ssm.conv_kernel")));
-    h.d_inner = f.get_u32(h.key("ssm.inner_size"));
-    h.d_state = f.get_u32(h.key("ssm.state_size"));
-    h.dt_rank = f.get_u32(h.key("ssm.time_step_rank"), 0);
-    h.dt_b_c_rms = f.get_bool(h.key("ssm.dt_b_c_rms"), false);
-    if (h.n_embd <= 0 || h.n_layer <= 0 || h.n_vocab <= 0) {
-        fail(f.path(), ": embedding length, block count and vocabulary must be positive");
-    }
-    if (h.d_conv < 1 || h.d_inner <= 0 || h.d_state <= 0) {
-        fail(f.path(), ": ", h.key("ssm.conv_kernel"), " (", h.d_conv, "), ", h.key("ssm.inner_size"), " (", h.d_inner,
-             ") and ", h.key("ssm.state_size"), " (", h.d_state, ") must be positive");
-    }
-    if (!mamba2) {
-        if (h.dt_rank <= 0) fail(f.path(), ": ", h.key("ssm.time_step_rank"), " is missing or 0");
-        h.n_head = h.d_inner;  // every channel is its own head of one value
-        h.head_dim = 1;
-        return h;
-    }
-    h.n_group = f.get_u32(h.key("ssm.group_count"), 1);
-    // llama.cpp writes the Mamba-2 head count as ssm.time_step_rank (attention.head_count is 0).
-    h.n_head = h.dt_rank;
-    if (h.n_head == 0) {
-        const TensorView dt_bias = f.tensor_or_empty("blk.0.ssm_dt.bias");
-        if (dt_bias.empty()) {
-            fail(f.path(), ": ", h.key("ssm.time_step_rank"),
-                 " (the SSM head count) is missing and blk.0.ssm_dt.bias is absent");
-        }
-        h.n_head = dt_bias.ne[0];
-    }
-    if (h.n_group <= 0 || h.n_head % h.n_group != 0 || h.d_inner % h.n_head != 0) {
-        fail(f.path(), ": inconsistent SSM dimensions: ", h.key("ssm.inner_size"), " ", h.d_inner,
-             " must be a multiple of the head count ", h.n_head, ", itself a multiple of ", h.key("ssm.group_count"),
-             " ", h.n_group);
-    }
-    h.head_dim = h.d_inner / h.n_head;
-    return h;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Mamba-1
 

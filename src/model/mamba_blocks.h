@@ -1,7 +1,8 @@
 // The selective state-space blocks (Mamba-1 and Mamba-2 mixers) shared by the pure SSM models and
-// the Jamba hybrid, and the hyperparameters they read. Like the Transformer blocks, each applies
-// its own pre-norm and adds its output to the residual stream x [n_tokens][n_embd] in place; its
-// recurrent state lives in the sequence's SequenceState, one RecurrentLayer per block.
+// the Jamba hybrid; their hyperparameters (SsmHparams) are read in hparams.cpp. Like the
+// Transformer blocks, each applies its own pre-norm and adds its output to the residual stream
+// x [n_embd, n_tokens] in place; its recurrent state lives in the sequence's SequenceState, one
+// RecurrentLayer per block, and the conv and scan ops record its rollback snapshots themselves.
 #pragma once
 
 #include <string>
@@ -9,34 +10,12 @@
 
 #include "backend/backend.h"
 #include "model/blocks.h"
+#include "model/hparams.h"
 #include "model/model.h"
 #include "model/weights.h"
 #include "state/sequence_state.h"
 
 namespace strata {
-
-// `<arch>.ssm.*` metadata (llama.cpp's names). Mamba-2 files carry the head count in
-// ssm.time_step_rank (Mamba-2 has no low-rank Δ projection); when absent it comes from the shape
-// of blk.0.ssm_dt.bias.
-struct SsmHparams {
-    std::string arch;
-    int64_t n_vocab = 0, n_embd = 0;
-    int n_layer = 0;
-    int n_ctx_train = 0;
-    float rms_eps = 1e-5f;
-    int d_conv = 0;
-    int64_t d_inner = 0, d_state = 0;
-    int64_t dt_rank = 0;               // Mamba-1: rank of the Δ projection
-    int64_t n_head = 0, head_dim = 0;  // Mamba-2: heads of head_dim channels
-    int64_t n_group = 1;               // Mamba-2: B/C groups
-    bool dt_b_c_rms = false;           // Falcon-Mamba: unweighted RMSNorm on Δ, B and C
-
-    static SsmHparams from_gguf(const GgufFile& f, bool mamba2);
-    std::string key(const char* suffix) const { return arch + "." + suffix; }
-};
-
-// The vocabulary size: <arch>.vocab_size, else the tokenizer's, else token_embd's rows.
-int64_t vocab_size(const GgufFile& f, const std::string& arch);
 
 // Mamba-1 (Gu & Dao 2023, Algorithm 2): x += out_proj(y ⊙ silu(z)) where [x_in, z] = in_proj(h),
 // h = rmsnorm(x), u = silu(conv1d(x_in)), (Δ_low, B, C) = x_proj(u), Δ = softplus(dt_proj(Δ_low)),
