@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "backend/tensor.h"
 #include "tensor/quant.h"
 #include "tensor/tensor.h"
 #include "util/thread_pool.h"
@@ -49,21 +50,15 @@ int main() {
         const size_t w_row = row_size(t, cols);
         std::vector<uint8_t> wq(w_row * rows);
         for (int64_t r = 0; r < rows; ++r) quantize_row(t, w.data() + r * cols, wq.data() + r * w_row, cols);
-        TensorView view;
-        view.name = "w";
-        view.type = t;
-        view.n_dims = 2;
-        view.ne[0] = cols;
-        view.ne[1] = rows;
-        view.data = wq.data();
-        view.nbytes = wq.size();
+        const Tensor view = make_tensor(t, {cols, rows}, wq.data(), nullptr);
         for (int64_t n_tokens : {int64_t{1}, max_tokens}) {
             std::printf("| %s | %lld |", type_name(t), static_cast<long long>(n_tokens));
             for (int k = 0; k < 3; ++k) {
                 double best = 1e30;
                 for (int rep = 0; rep < (k == 0 ? 2 : 6); ++rep) {
                     const double t0 = thread_seconds();
-                    cpu_matmul(pool, *tables[k], view, x.data(), n_tokens, y.data(), scratch);
+                    cpu_matmul(pool, *tables[k], view, make_tensor(GgmlType::F32, {cols, n_tokens}, x.data(), nullptr),
+                               make_tensor(GgmlType::F32, {rows, n_tokens}, y.data(), nullptr), scratch);
                     best = std::min(best, thread_seconds() - t0);
                 }
                 std::printf(" %.2f |", static_cast<double>(cols * rows * n_tokens) / best * 1e-9);

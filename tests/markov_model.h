@@ -28,7 +28,7 @@ public:
 
     const ModelInfo& info() const override { return info_; }
     std::unique_ptr<SequenceState> new_state(int n_ctx) const override {
-        return std::make_unique<SequenceState>(n_ctx, std::vector<LayerShape>{});
+        return std::make_unique<SequenceState>(nullptr, n_ctx, std::vector<LayerShape>{});
     }
     void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which,
                  std::vector<float>& logits) override {

@@ -20,6 +20,7 @@
 #include "reference.h"
 #include "test_support.h"
 #include "util/error.h"
+#include "test_backend.h"
 
 namespace strata::test {
 
@@ -32,8 +33,8 @@ struct LoadedModel {
 inline LoadedModel load_path(const std::string& path) {
     LoadedModel l;
     l.file = GgufFile::open(path);
-    l.backend = make_cpu_backend(2);
-    l.model = load_model(*l.file, *l.backend);
+    l.backend = strata::test::test_backend(2);
+    l.model = strata::test::load_test_model(*l.file, *l.backend);
     return l;
 }
 

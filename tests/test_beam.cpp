@@ -15,6 +15,7 @@
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "test_backend.h"
 
 using namespace strata;
 
@@ -142,10 +143,10 @@ TEST_CASE("beam search: --beams 4 -n 16 equals Hugging Face num_beams=4 on the f
     for (const char* name : {"llama", "mixtral", "mamba", "jamba"}) {
         CAPTURE(std::string(name));
         auto file = GgufFile::open(test::fixture(std::string("gguf/") + name + "-f32.gguf").string());
-        auto backend = make_cpu_backend(1);  // d = 128: one thread beats hand-offs between two
+        auto backend = strata::test::test_backend(1);  // d = 128: one thread beats hand-offs between two
         std::unique_ptr<Model> model;
         try {
-            model = load_model(*file, *backend);
+            model = strata::test::load_test_model(*file, *backend);
         } catch (const Error& e) {
             if (std::string(e.what()).find("is not supported") == std::string::npos) throw;
             MESSAGE(std::string("skipping "), std::string(name), ": ", std::string(e.what()));

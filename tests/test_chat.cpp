@@ -17,12 +17,13 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "decode/chat_session.h"
+#include "chat/chat_session.h"
 #include "format/gguf.h"
 #include "model/model.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "test_backend.h"
 
 namespace fs = std::filesystem;
 using strata::ChatSession;
@@ -52,8 +53,8 @@ struct Loaded {
 Loaded load(const fs::path& path) {
     Loaded m;
     m.file = strata::GgufFile::open(path.string());
-    m.backend = strata::make_cpu_backend(1);
-    m.model = strata::load_model(*m.file, *m.backend);
+    m.backend = strata::test::test_backend(1);
+    m.model = strata::test::load_test_model(*m.file, *m.backend);
     m.tokenizer = std::make_unique<strata::Tokenizer>(strata::Tokenizer::from_gguf(*m.file));
     return m;
 }

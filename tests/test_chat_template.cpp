@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "decode/chat_template.h"
-#include "decode/jinja.h"
+#include "chat/chat_template.h"
+#include "chat/jinja.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "util/json.h"

@@ -10,16 +10,17 @@
 #include <map>
 
 #include "backend/backend.h"
+#include "convert/hf_convert.h"
+#include "convert/llama2c.h"
+#include "convert/quantize_model.h"
 #include "format/gguf.h"
-#include "format/hf_convert.h"
-#include "format/llama2c.h"
 #include "format/safetensors.h"
 #include "model/model.h"
 #include "reference.h"
-#include "tensor/quantize_model.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "test_backend.h"
 
 #ifdef STRATA_HAVE_SENTENCEPIECE
 #include <sentencepiece_processor.h>
@@ -111,8 +112,8 @@ double relative_max_error(const std::vector<float>& a, const std::vector<float>&
 
 std::vector<float> run_logits(const fs::path& gguf, const std::vector<int32_t>& ids) {
     auto file = GgufFile::open(gguf.string());
-    auto backend = make_cpu_backend(2);
-    auto model = load_model(*file, *backend);
+    auto backend = strata::test::test_backend(2);
+    auto model = strata::test::load_test_model(*file, *backend);
     auto state = model->new_state(static_cast<int>(ids.size()));
     std::vector<float> logits;
     model->forward(*state, ids, Logits::All, logits);

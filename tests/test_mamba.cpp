@@ -233,7 +233,7 @@ TEST_CASE("mamba bad input: missing SSM tensors and inconsistent dimensions") {
         Error);
     CHECK_THROWS_WITH_AS(
         test::load_rewritten(*m1.file, "", [](GgufWriter& w) { w.set_u32("mamba.ssm.state_size", 0); }),
-        doctest::Contains("mamba.ssm.state_size (0) must be positive"), Error);
+        doctest::Contains("mamba.ssm.state_size is 0, expected 1 to 65536"), Error);
 
     test::LoadedModel m2 = test::load_fixture("mamba2-f32.gguf");
     // Without ssm.time_step_rank the head count comes from ssm_dt.bias.

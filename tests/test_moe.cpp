@@ -16,6 +16,7 @@
 #include "reference.h"
 #include "test_support.h"
 #include "util/error.h"
+#include "test_backend.h"
 
 using namespace strata;
 namespace fs = std::filesystem;
@@ -39,6 +40,26 @@ fs::path qwen2moe_gguf() {
 // A fixture file by name; qwen2moe-f32.gguf is the converted one.
 Loaded load(const std::string& name) {
     return name == "qwen2moe-f32.gguf" ? test::load_path(qwen2moe_gguf().string()) : test::load_fixture(name);
+}
+
+struct ExpertChoice {
+    std::vector<int32_t> ids;
+    std::vector<float> weights;
+};
+
+// The backend's router (moe_route) on host logits [n][n_expert].
+ExpertChoice route_tokens(const float* logits, int64_t n, int n_expert, int k, const MoeRouting& routing) {
+    auto backend = strata::test::test_backend(1);
+    auto in = backend->alloc(static_cast<size_t>(n * n_expert) * sizeof(float));
+    auto out = backend->alloc(static_cast<size_t>(n * k) * 8);
+    const Tensor logits_t = in->tensor(GgmlType::F32, {n_expert, n});
+    const Tensor ids_t = out->tensor(GgmlType::I32, {k, n}), weights_t = out->tensor(GgmlType::F32, {k, n}, n * k * 4);
+    backend->write(logits_t, logits, logits_t.nbytes());
+    backend->moe_route(logits_t, k, routing, ids_t, weights_t, Tensor{});
+    ExpertChoice c{std::vector<int32_t>(static_cast<size_t>(n * k)), std::vector<float>(static_cast<size_t>(n * k))};
+    backend->read(ids_t, c.ids.data(), ids_t.nbytes());
+    backend->read(weights_t, c.weights.data(), weights_t.nbytes());
+    return c;
 }
 
 }  // namespace
@@ -159,8 +180,8 @@ TEST_CASE("bad MoE input: expert counts against tensor shapes, k = 0, k > n, mis
         const fs::path path = test::temp_dir() / "moe-rewritten.gguf";
         w.write(path.string());
         auto f = GgufFile::open(path.string());
-        auto backend = make_cpu_backend(1);
-        load_model(*f, *backend);
+        auto backend = strata::test::test_backend(1);
+        strata::test::load_test_model(*f, *backend);
     };
     CHECK_THROWS_WITH_AS(rewrite("llama.expert_used_count", 0, ""),
                          doctest::Contains("llama.expert_used_count is 0, expected 1 to llama.expert_count (4)"), Error);

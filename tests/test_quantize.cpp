@@ -8,13 +8,14 @@
 #include <stdexcept>
 
 #include "backend/backend.h"
+#include "convert/quantize_model.h"
 #include "decode/perplexity.h"
 #include "format/gguf.h"
 #include "model/model.h"
 #include "reference.h"
-#include "tensor/quantize_model.h"
 #include "test_support.h"
 #include "util/error.h"
+#include "test_backend.h"
 
 using namespace strata;
 namespace fs = std::filesystem;
@@ -109,8 +110,8 @@ TEST_CASE("quantize: perplexity of strata's llama files within 0.3% of llama.cpp
     for (const char* type : {"Q8_0", "Q4_0", "Q4_K_M", "Q6_K"}) {
         CAPTURE(std::string(type));
         auto file = GgufFile::open(quantize("llama", type).string());
-        auto backend = make_cpu_backend(2);
-        auto model = load_model(*file, *backend);
+        auto backend = strata::test::test_backend(2);
+        auto model = strata::test::load_test_model(*file, *backend);
         const PerplexityResult r = perplexity(*model, tokens, 128, 16, 1);
         const double llamacpp = test::llamacpp_ppl("llama-" + lower(type) + ".gguf");
         MESSAGE("llama ", std::string(type), ": PPL ", r.ppl, " (llama.cpp ", llamacpp, "), ", file->file_size(),

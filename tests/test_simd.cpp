@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "backend/tensor.h"
 #include "tensor/float16.h"
 #include "tensor/ggml_type.h"
 #include "tensor/quant.h"
@@ -247,16 +248,11 @@ TEST_CASE("cpu_matmul with SIMD kernels matches per-row reference dot products")
             const size_t w_row = row_size(type, cols);
             std::vector<uint8_t> wq(w_row * rows);
             for (int64_t r = 0; r < rows; ++r) quantize_row(type, w.data() + r * cols, wq.data() + r * w_row, cols);
-            TensorView view;
-            view.name = "w";
-            view.type = type;
-            view.n_dims = 2;
-            view.ne[0] = cols;
-            view.ne[1] = rows;
-            view.data = wq.data();
-            view.nbytes = wq.size();
+            const Tensor view = make_tensor(type, {cols, rows}, wq.data(), nullptr);
             std::vector<float> y(static_cast<size_t>(rows * n_tokens), NAN);
-            cpu_matmul(pool, *kernels, view, x.data(), n_tokens, y.data(), scratch);
+            std::vector<float> xs = x;
+            cpu_matmul(pool, *kernels, view, make_tensor(GgmlType::F32, {cols, n_tokens}, xs.data(), nullptr),
+                       make_tensor(GgmlType::F32, {rows, n_tokens}, y.data(), nullptr), scratch);
 
             const GgmlType at = type_traits(type).vec_dot_type;
             std::vector<float> wd(static_cast<size_t>(cols));

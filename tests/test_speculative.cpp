@@ -16,6 +16,7 @@
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "test_backend.h"
 
 using namespace strata;
 
@@ -50,9 +51,9 @@ struct Loaded {
 Loaded load_or_skip(const std::string& name) {
     Loaded l;
     l.file = GgufFile::open(test::fixture("gguf/" + name).string());
-    l.backend = make_cpu_backend(1);  // d ≤ 128: a second thread costs more in hand-offs than it saves
+    l.backend = strata::test::test_backend(1);  // d ≤ 128: a second thread costs more in hand-offs than it saves
     try {
-        l.model = load_model(*l.file, *l.backend);
+        l.model = strata::test::load_test_model(*l.file, *l.backend);
     } catch (const Error& e) {
         if (std::string(e.what()).find("is not supported") == std::string::npos) throw;
         MESSAGE(std::string("skipping "), std::string(name), ": ", std::string(e.what()));

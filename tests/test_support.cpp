@@ -1,4 +1,5 @@
 #include "test_support.h"
+#include "test_backend.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
@@ -78,6 +79,21 @@ int run_strata(const std::string& args, std::string* output) {
     int status = pclose(pipe);
     if (output) *output = text;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace strata::test
+
+namespace strata::test {
+
+std::unique_ptr<Backend> test_backend(int n_threads) {
+    const char* name = std::getenv("STRATA_TEST_BACKEND");
+    return make_backend(name && *name ? name : "cpu", n_threads);
+}
+
+std::unique_ptr<Model> load_test_model(const GgufFile& file, Backend& backend) {
+    std::unique_ptr<Model> model = load_model(file, backend);
+    model->set_kv_cache_types({GgmlType::F32, GgmlType::F32});
+    return model;
 }
 
 }  // namespace strata::test

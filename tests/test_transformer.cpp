@@ -14,6 +14,7 @@
 #include "reference.h"
 #include "test_support.h"
 #include "util/error.h"
+#include "test_backend.h"
 
 using namespace strata;
 namespace fs = std::filesystem;
@@ -128,8 +129,8 @@ TEST_CASE("bad input: full context, wrong shapes, missing tensors, unknown archi
         fs::path path = test::temp_dir() / "rewritten.gguf";
         w.write(path.string());
         auto f = GgufFile::open(path.string());
-        auto backend = make_cpu_backend(1);
-        load_model(*f, *backend);
+        auto backend = strata::test::test_backend(1);
+        strata::test::load_test_model(*f, *backend);
     };
     CHECK_THROWS_WITH_AS(rewrite("blk.1.ffn_up.weight", "", ""), doctest::Contains("missing tensor 'blk.1.ffn_up.weight' (expected shape [128, 352])"), Error);
     CHECK_THROWS_WITH_AS(rewrite("", "blk.2.ffn_down.weight", ""), doctest::Contains("tensor 'blk.2.ffn_down.weight' has shape [128, 352], expected [352, 128]"), Error);

@@ -9,8 +9,8 @@
 #include <csignal>
 #include <cstdio>
 
+#include "chat/chat_session.h"
 #include "commands.h"
-#include "decode/chat_session.h"
 #include "decode/speculative.h"
 #include "model_options.h"
 #include "sampling_options.h"

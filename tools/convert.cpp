@@ -5,9 +5,9 @@
 #include <thread>
 
 #include "commands.h"
-#include "format/hf_convert.h"
-#include "format/llama2c.h"
-#include "tensor/quantize_model.h"
+#include "convert/hf_convert.h"
+#include "convert/llama2c.h"
+#include "convert/quantize_model.h"
 #include "util/error.h"
 
 namespace {

@@ -4,8 +4,8 @@
 #include <thread>
 
 #include "commands.h"
+#include "convert/quantize_model.h"
 #include "format/gguf.h"
-#include "tensor/quantize_model.h"
 #include "util/error.h"
 
 namespace {

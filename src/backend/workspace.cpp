@@ -18,24 +18,29 @@ void Workspace::reset() {
     if (chunks_.size() > 1) {
         // The queued ops of the last pass may still read the chunks being freed.
         backend_.synchronize();
-        const size_t total = used_total_;
+        const size_t peak = peak_;
         chunks_.clear();
-        chunks_.push_back(backend_.alloc(total));
+        chunks_.push_back(backend_.alloc(peak));
     }
-    used_ = used_total_ = 0;
+    chunk_ = used_ = total_ = peak_ = 0;
 }
 
 Tensor Workspace::alloc(GgmlType type, int64_t ne0, int64_t ne1) {
     const size_t bytes = round_up(row_size(type, ne0) * static_cast<size_t>(ne1), kAlign);
-    if (chunks_.empty() || used_ + bytes > chunks_.back()->size()) {
-        const size_t last = chunks_.empty() ? 0 : chunks_.back()->size();
-        chunks_.push_back(backend_.alloc(std::max({bytes, kFirstChunk, 2 * last})));
+    // Move on to the next chunk (taking a new one at the end) until the tensor fits.
+    while (chunks_.empty() || used_ + bytes > chunks_[chunk_]->size()) {
+        if (!chunks_.empty()) total_ += chunks_[chunk_]->size() - used_;
+        if (chunks_.empty() || chunk_ + 1 == chunks_.size()) {
+            const size_t last = chunks_.empty() ? 0 : chunks_.back()->size();
+            chunks_.push_back(backend_.alloc(std::max({bytes, kFirstChunk, 2 * last})));
+        }
+        chunk_ = chunks_.size() == 1 ? 0 : chunk_ + 1;
         used_ = 0;
     }
-    BackendBuffer& chunk = *chunks_.back();
-    Tensor t = chunk.tensor(type, {ne0, ne1}, used_);
+    Tensor t = chunks_[chunk_]->tensor(type, {ne0, ne1}, used_);
     used_ += bytes;
-    used_total_ += bytes;
+    total_ += bytes;
+    peak_ = std::max(peak_, total_);
     return t;
 }
 

@@ -2,6 +2,8 @@
 
 #include <variant>
 
+#include "backend/workspace.h"
+
 #include "model/blocks.h"
 #include "model/hparams.h"
 #include "model/mamba_blocks.h"
@@ -12,43 +14,6 @@ namespace strata {
 
 namespace {
 
-// A key that is either one number for every layer or an array with one per layer.
-std::vector<int64_t> per_layer(const GgufFile& f, const std::string& key, int n_layer) {
-    const GgufValue* v = f.find(key);
-    if (!v) fail(f.path(), ": missing key '", key, "'");
-    if (v->type != GgufType::ARRAY) return std::vector<int64_t>(static_cast<size_t>(n_layer), f.get_i64(key));
-    std::vector<int64_t> values = f.get_int_array(key);
-    if (static_cast<int>(values.size()) != n_layer) {
-        fail(f.path(), ": '", key, "' has ", values.size(), " entries, expected one per layer (", n_layer, ")");
-    }
-    return values;
-}
-
-// The attention and feed-forward shape of layer il, in the form the Transformer blocks take.
-TransformerHparams layer_hparams(const GgufFile& f, const SsmHparams& ssm, int64_t n_head, int64_t n_head_kv) {
-    TransformerHparams h;
-    h.arch = ssm.arch;
-    h.n_vocab = ssm.n_vocab;
-    h.n_embd = ssm.n_embd;
-    h.n_layer = ssm.n_layer;
-    h.rms_eps = ssm.rms_eps;
-    h.n_ctx_train = ssm.n_ctx_train;
-    h.n_ff = f.get_u32(h.key("feed_forward_length"));
-    h.n_head = static_cast<int>(n_head);
-    h.n_head_kv = static_cast<int>(n_head_kv);
-    if (n_head_kv > 0 && (n_head <= 0 || n_head % n_head_kv != 0 || h.n_embd % n_head != 0)) {
-        fail(f.path(), ": attention.head_count ", n_head, " must divide the embedding length ", h.n_embd,
-             " and be a multiple of head_count_kv ", n_head_kv);
-    }
-    h.head_dim_k = h.head_dim_v = n_head > 0 ? static_cast<int>(h.n_embd / n_head) : 0;
-    h.rope.n_rot = 0;  // Jamba's attention has no positional encoding
-    h.n_expert = static_cast<int>(f.get_u32(h.key("expert_count"), 0));
-    h.n_expert_used = static_cast<int>(f.get_u32(h.key("expert_used_count"), 0));
-    h.n_ff_exp = f.get_u32(h.key("expert_feed_forward_length"), static_cast<uint32_t>(h.n_ff));
-    h.n_ff_shexp = h.n_ff_exp;
-    return h;
-}
-
 struct JambaLayer {
     TransformerHparams hp;
     std::variant<AttentionBlock, Mamba1Mixer> mixer;
@@ -57,17 +22,18 @@ struct JambaLayer {
 
 class Jamba final : public Model {
 public:
-    Jamba(const GgufFile& file, Backend& backend) : backend_(backend), ssm_(SsmHparams::from_gguf(file, false)) {
-        const WeightLoader w(file);
-        const std::vector<int64_t> n_head = per_layer(file, ssm_.key("attention.head_count"), ssm_.n_layer);
-        const std::vector<int64_t> n_head_kv = per_layer(file, ssm_.key("attention.head_count_kv"), ssm_.n_layer);
-        const MoeRouting routing = MoeRouting::from_gguf(file, ssm_.arch, {.normalize_top_k = false});
+    Jamba(const GgufFile& file, Backend& backend)
+        : backend_(backend), ws_(backend), ssm_(SsmHparams::from_gguf(file, false)) {
+        const WeightLoader w(file, backend, weights_);
+        const std::vector<TransformerHparams> layer_hp = jamba_layer_hparams(file, ssm_);
+        const MoeRouting routing = moe_routing_from_gguf(file, ssm_.arch, {.normalize_top_k = false});
         token_embd_ = w.require("token_embd.weight", {ssm_.n_embd, ssm_.n_vocab});
         head_ = OutputHead::load(w, ssm_.n_embd, ssm_.n_vocab, token_embd_);
+        std::vector<int> n_expert;
         for (int i = 0; i < ssm_.n_layer; ++i) {
             const std::string p = "blk." + std::to_string(i) + ".";
-            JambaLayer l{layer_hparams(file, ssm_, n_head[i], n_head_kv[i]), Mamba1Mixer{}, FeedForwardBlock{}};
-            if (n_head_kv[i] > 0) {
+            JambaLayer l{layer_hp[static_cast<size_t>(i)], Mamba1Mixer{}, FeedForwardBlock{}};
+            if (l.hp.n_head_kv > 0) {
                 l.mixer = AttentionBlock::load(w, p, l.hp);
             } else {
                 l.mixer = Mamba1Mixer::load(w, p, ssm_);
@@ -77,9 +43,10 @@ public:
             } else {
                 l.ffn = FeedForwardBlock::load(w, p, l.hp);
             }
+            n_expert.push_back(std::holds_alternative<MoeBlock>(l.ffn) ? std::get<MoeBlock>(l.ffn).n_expert : 0);
             layers_.push_back(std::move(l));
         }
-        expert_counts_.resize(layers_.size());
+        usage_.init(backend, n_expert);
         info_ = model_info(file, ssm_);
     }
 
@@ -90,46 +57,48 @@ public:
         for (const JambaLayer& l : layers_) {
             LayerShape kv;
             kv.k_width = kv.v_width = int64_t{l.hp.n_head_kv} * l.hp.head_dim_k;
+            kv.head_dim_k = kv.head_dim_v = l.hp.head_dim_k;
             shapes.push_back(std::holds_alternative<AttentionBlock>(l.mixer) ? kv : Mamba1Mixer::state_shape(ssm_));
         }
-        return std::make_unique<SequenceState>(n_ctx, shapes);
+        return std::make_unique<SequenceState>(&backend_, n_ctx, shapes, kv_cache_types());
     }
 
     void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which,
                  std::vector<float>& logits) override {
         const int64_t n = static_cast<int64_t>(tokens.size());
-        if (n == 0) fail("forward pass with no tokens");
-        const int64_t n_past = state.n_past();
-        const std::vector<int32_t> pos = state.next_positions(n);
-        std::vector<float> x(static_cast<size_t>(n * ssm_.n_embd));
-        backend_.get_rows(token_embd_, tokens.data(), n, x.data());
+        state.check_room(n);
+        Pass pass{backend_, ws_, {}};
+        const Tensor x = begin_pass(pass, token_embd_, tokens, sequence_positions(state.n_past(), n, positions_));
         for (int il = 0; il < ssm_.n_layer; ++il) {
             const JambaLayer& l = layers_[static_cast<size_t>(il)];
             if (const auto* a = std::get_if<AttentionBlock>(&l.mixer)) {
-                a->forward(backend_, l.hp, state.kv(il), n_past, pos.data(), x.data(), n);
+                a->forward(pass, l.hp, std::span(&state.kv(il), 1), x);
             } else {
-                std::get<Mamba1Mixer>(l.mixer).forward(backend_, ssm_, state, il, x.data(), n);
+                std::get<Mamba1Mixer>(l.mixer).forward(pass, ssm_, state, il, x);
             }
             if (const auto* moe = std::get_if<MoeBlock>(&l.ffn)) {
-                moe->forward(backend_, l.hp, x.data(), n, expert_counts_[static_cast<size_t>(il)]);
+                moe->forward(pass, l.hp, x, usage_.counts(il));
             } else {
-                std::get<FeedForwardBlock>(l.ffn).forward(backend_, l.hp, x.data(), n);
+                std::get<FeedForwardBlock>(l.ffn).forward(pass, l.hp, x);
             }
         }
         state.advance(n);
-        head_.forward(backend_, x.data(), n, ssm_.n_embd, ssm_.rms_eps, which, logits);
+        head_.forward(pass, x, ssm_.rms_eps, which, logits);
     }
 
-    std::string usage_report() const override { return state_size_report(*this) + expert_usage_report(expert_counts_); }
+    std::string usage_report() const override { return state_size_report(*this) + usage_.report(); }
 
 private:
     Backend& backend_;
+    WeightBuffers weights_;
+    Workspace ws_;
     SsmHparams ssm_;
     ModelInfo info_;
-    TensorView token_embd_;
+    Tensor token_embd_;
     OutputHead head_;
     std::vector<JambaLayer> layers_;
-    ExpertCounts expert_counts_;
+    ExpertUsage usage_;
+    std::vector<int32_t> positions_;
 };
 
 }  // namespace

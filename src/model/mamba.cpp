@@ -1,5 +1,6 @@
 #include "model/mamba.h"
 
+#include "backend/workspace.h"
 #include "model/blocks.h"
 #include "model/mamba_blocks.h"
 #include "util/error.h"
@@ -12,8 +13,8 @@ template <class Mixer>
 class MambaModel final : public Model {
 public:
     MambaModel(const GgufFile& file, Backend& backend, bool mamba2)
-        : backend_(backend), hp_(SsmHparams::from_gguf(file, mamba2)) {
-        const WeightLoader w(file);
+        : backend_(backend), ws_(backend), hp_(SsmHparams::from_gguf(file, mamba2)) {
+        const WeightLoader w(file, backend, weights_);
         token_embd_ = w.require("token_embd.weight", {hp_.n_embd, hp_.n_vocab});
         head_ = OutputHead::load(w, hp_.n_embd, hp_.n_vocab, token_embd_);
         for (int i = 0; i < hp_.n_layer; ++i) layers_.push_back(Mixer::load(w, "blk." + std::to_string(i) + ".", hp_));
@@ -24,32 +25,33 @@ public:
 
     std::unique_ptr<SequenceState> new_state(int n_ctx) const override {
         return std::make_unique<SequenceState>(
-            n_ctx, std::vector<LayerShape>(static_cast<size_t>(hp_.n_layer), Mixer::state_shape(hp_)));
+            &backend_, n_ctx, std::vector<LayerShape>(static_cast<size_t>(hp_.n_layer), Mixer::state_shape(hp_)),
+            kv_cache_types());
     }
 
     void forward(SequenceState& state, std::span<const int32_t> tokens, Logits which,
                  std::vector<float>& logits) override {
         const int64_t n = static_cast<int64_t>(tokens.size());
-        if (n == 0) fail("forward pass with no tokens");
         state.check_room(n);
-        std::vector<float> x(static_cast<size_t>(n * hp_.n_embd));
-        backend_.get_rows(token_embd_, tokens.data(), n, x.data());
-        for (int il = 0; il < hp_.n_layer; ++il) {
-            layers_[static_cast<size_t>(il)].forward(backend_, hp_, state, il, x.data(), n);
-        }
+        Pass pass{backend_, ws_, {}};
+        const Tensor x = begin_pass(pass, token_embd_, tokens, sequence_positions(state.n_past(), n, positions_));
+        for (int il = 0; il < hp_.n_layer; ++il) layers_[static_cast<size_t>(il)].forward(pass, hp_, state, il, x);
         state.advance(n);
-        head_.forward(backend_, x.data(), n, hp_.n_embd, hp_.rms_eps, which, logits);
+        head_.forward(pass, x, hp_.rms_eps, which, logits);
     }
 
     std::string usage_report() const override { return state_size_report(*this); }
 
 private:
     Backend& backend_;
+    WeightBuffers weights_;
+    Workspace ws_;
     SsmHparams hp_;
     ModelInfo info_;
-    TensorView token_embd_;
+    Tensor token_embd_;
     OutputHead head_;
     std::vector<Mixer> layers_;
+    std::vector<int32_t> positions_;
 };
 
 }  // namespace

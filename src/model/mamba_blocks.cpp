@@ -5,82 +5,6 @@
 
 namespace strata {
 
-int64_t vocab_size(const GgufFile& f, const std::string& arch) {
-    if (f.has(arch + ".vocab_size")) return f.get_u32(arch + ".vocab_size");
-    if (f.has("tokenizer.ggml.tokens")) return static_cast<int64_t>(f.find("tokenizer.ggml.tokens")->count);
-    return f.tensor("token_embd.weight").ne[1];
-}
-
-SsmHparams SsmHparams::from_gguf(const GgufFile& f, bool mamba2) {
-    SsmHparams h;
-    h.arch = f.get_string("general.architecture");
-    h.n_embd = f.get_u32(h.key("embedding_length"));
-    h.n_layer = static_cast<int>(f.get_u32(h.key("block_count")));
-    h.n_ctx_train = static_cast<int>(f.get_u32(h.key("context_length"), 0));
-    h.n_vocab = vocab_size(f, h.arch);
-    h.rms_eps = f.get_f32(h.key("attention.layer_norm_rms_epsilon"), 1e-5f);
-    h.d_conv = static_cast<int>(f.get_u32(h.key("ssm.conv_kernel")));
-    h.d_inner = f.get_u32(h.key("ssm.inner_size"));
-    h.d_state = f.get_u32(h.key("ssm.state_size"));
-    h.dt_rank = f.get_u32(h.key("ssm.time_step_rank"), 0);
-    h.dt_b_c_rms = f.get_bool(h.key("ssm.dt_b_c_rms"), false);
-    if (h.n_embd <= 0 || h.n_layer <= 0 || h.n_vocab <= 0) {
-        fail(f.path(), ": embedding length, block count and vocabulary must be positive");
-    }
-    if (h.d_conv < 1 || h.d_inner <= 0 || h.d_state <= 0) {
-        fail(f.path(), ": ", h.key("ssm.conv_kernel"), " (", h.d_conv, "), ", h.key("ssm.inner_size"), " (", h.d_inner,
-             ") and ", h.key("ssm.state_size"), " (", h.d_state, ") must be positive");
-    }
-    if (!mamba2) {
-        if (h.dt_rank <= 0) fail(f.path(), ": ", h.key("ssm.time_step_rank"), " is missing or 0");
-        h.n_head = h.d_inner;  // every channel is its own head of one value
-        h.head_dim = 1;
-        return h;
-    }
-    h.n_group = f.get_u32(h.key("ssm.group_count"), 1);
-    // llama.cpp writes the Mamba-2 head count as ssm.time_step_rank (attention.head_count is 0).
-    h.n_head = h.dt_rank;
-    if (h.n_head == 0) {
-        const TensorView dt_bias = f.tensor_or_empty("blk.0.ssm_dt.bias");
-        if (dt_bias.empty()) {
-            fail(f.path(), ": ", h.key("ssm.time_step_rank"),
-                 " (the SSM head count) is missing and blk.0.ssm_dt.bias is absent");
-        }
-        h.n_head = dt_bias.ne[0];
-    }
-    if (h.n_group <= 0 || h.n_head % h.n_group != 0 || h.d_inner % h.n_head != 0) {
-        fail(f.path(), ": inconsistent SSM dimensions: ", h.key("ssm.inner_size"), " ", h.d_inner,
-             " must be a multiple of the head count ", h.n_head, ", itself a multiple of ", h.key("ssm.group_count"),
-             " ", h.n_group);
-    }
-    h.head_dim = h.d_inner / h.n_head;
-    return h;
-}
-
-std::vector<ScanSegment> scan_segments(int64_t n, int64_t k) {
-    std::vector<ScanSegment> s;
-    if (n > k) s.push_back({0, n - k, false});
-    for (int64_t t = n - k; t < n; ++t) s.push_back({t, t + 1, true});
-    return s;
-}
-
-std::vector<float> load_floats(const WeightLoader& w, const std::string& name, std::initializer_list<int64_t> shape) {
-    const TensorView t = w.require(name, shape);
-    const TypeTraits& tt = type_traits(t.type);
-    if (!tt.to_float) fail(w.file().path(), ": tensor '", name, "' has type ", tt.name, ", which strata cannot read");
-    std::vector<float> out(static_cast<size_t>(t.n_elements()));
-    tt.to_float(t.data, out.data(), t.n_elements());
-    return out;
-}
-
-TensorView row_block(const TensorView& t, int64_t begin, int64_t end) {
-    TensorView b = t;
-    b.ne[1] = end - begin;
-    b.data = t.row(begin);
-    b.nbytes = t.row_bytes() * static_cast<size_t>(end - begin);
-    return b;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Mamba-1
 
@@ -88,26 +12,21 @@ Mamba1Mixer Mamba1Mixer::load(const WeightLoader& w, const std::string& p, const
     const int64_t d = hp.n_embd, di = hp.d_inner, N = hp.d_state, R = hp.dt_rank;
     Mamba1Mixer m;
     try {
-        m.norm = w.require_vector(p + "attn_norm.weight", d);
-        const TensorView in = w.require(p + "ssm_in.weight", {d, 2 * di});
-        m.in_x = row_block(in, 0, di);
-        m.in_z = row_block(in, di, 2 * di);
-        m.conv_weight = load_floats(w, p + "ssm_conv1d.weight", {hp.d_conv, di});
-        m.conv_bias = w.optional_vector(p + "ssm_conv1d.bias", di);
-        const TensorView xp = w.require(p + "ssm_x.weight", {di, R + 2 * N});
-        m.x_dt = row_block(xp, 0, R);
-        m.x_b = row_block(xp, R, R + N);
-        m.x_c = row_block(xp, R + N, R + 2 * N);
-        m.dt_norm = w.optional_vector(p + "ssm_dt_norm.weight", R);
+        m.norm = w.require_f32(p + "attn_norm.weight", {d});
+        m.in = w.require(p + "ssm_in.weight", {d, 2 * di});
+        m.conv_weight = w.require_f32(p + "ssm_conv1d.weight", {hp.d_conv, di});
+        m.conv_bias = w.optional_f32(p + "ssm_conv1d.bias", {di});
+        m.x_proj = w.require(p + "ssm_x.weight", {di, R + 2 * N});
+        m.dt_norm = w.optional_f32(p + "ssm_dt_norm.weight", {R});
         if (!m.dt_norm.empty()) {
-            m.b_norm = w.require_vector(p + "ssm_b_norm.weight", N);
-            m.c_norm = w.require_vector(p + "ssm_c_norm.weight", N);
+            m.b_norm = w.require_f32(p + "ssm_b_norm.weight", {N});
+            m.c_norm = w.require_f32(p + "ssm_c_norm.weight", {N});
         }
         m.unit_norms = hp.dt_b_c_rms && m.dt_norm.empty();
         m.dt_proj = w.require(p + "ssm_dt.weight", {R, di});
-        m.dt_bias = w.require_vector(p + "ssm_dt.bias", di);
-        m.A = load_floats(w, p + "ssm_a", {N, di});
-        m.D = w.require_vector(p + "ssm_d", di);
+        m.dt_bias = w.require_f32(p + "ssm_dt.bias", {di});
+        m.A = w.require_f32(p + "ssm_a", {N, di});
+        m.D = w.require_f32(p + "ssm_d", {di});
         m.out = w.require(p + "ssm_out.weight", {di, d});
     } catch (const Error& e) {
         // Shapes follow the metadata, so a mismatch may as well be the keys' fault.
@@ -125,51 +44,36 @@ LayerShape Mamba1Mixer::state_shape(const SsmHparams& hp) {
     return s;
 }
 
-void Mamba1Mixer::forward(Backend& backend, const SsmHparams& hp, SequenceState& state, int layer, float* x,
-                          int64_t n) const {
-    const int64_t d = hp.n_embd, di = hp.d_inner, N = hp.d_state, R = hp.dt_rank;
-    const auto buffer = [](int64_t size) { return std::vector<float>(static_cast<size_t>(size)); };
-    std::vector<float> h = buffer(n * d), x_in = buffer(n * di), z = buffer(n * di), u = buffer(n * di);
-    std::vector<float> dt_low = buffer(n * R), B = buffer(n * N), C = buffer(n * N), dt = buffer(n * di);
-    std::vector<float> y = buffer(n * di), raw = buffer(n * std::max(R, N));
-    backend.rmsnorm(x, norm.data(), n, d, hp.rms_eps, h.data());
-    backend.matmul(in_x, h.data(), n, x_in.data());
-    backend.matmul(in_z, h.data(), n, z.data());
-
-    RecurrentLayer& r = state.recurrent(layer);
+void Mamba1Mixer::forward(Pass& pass, const SsmHparams& hp, const SequenceState& state, int layer,
+                          const Tensor& x) const {
+    Backend& be = pass.backend;
+    Workspace::Scope scope(pass.ws);
+    const int64_t n = pass.n_tokens(), d = hp.n_embd, di = hp.d_inner, N = hp.d_state, R = hp.dt_rank;
+    const Tensor h = pass.ws.f32(d, n), xz = pass.ws.f32(2 * di, n), u = pass.ws.f32(di, n);
+    const Tensor dbc = pass.ws.f32(R + 2 * N, n), dt = pass.ws.f32(di, n), y = pass.ws.f32(di, n);
+    be.rmsnorm(x, norm, hp.rms_eps, h);
+    be.matmul(in, h, xz);
+    const Tensor x_in = xz.cols(0, di), z = xz.cols(di, 2 * di);
+    const RecurrentLayer& r = state.recurrent(layer);
+    be.ssm_conv(x_in, conv_weight, conv_bias, r.conv, u, pass.positions, state.conv_snapshots(layer, n));
+    be.matmul(x_proj, u, dbc);
+    Tensor dt_low = dbc.cols(0, R), B = dbc.cols(R, R + N), C = dbc.cols(R + N, R + 2 * N);
+    if (unit_norms || !dt_norm.empty()) {
+        // RMS-normalized Δ_low, B and C (Jamba, Falcon-Mamba), each in place.
+        be.rmsnorm(dt_low, dt_norm, hp.rms_eps, dt_low);
+        be.rmsnorm(B, b_norm, hp.rms_eps, B);
+        be.rmsnorm(C, c_norm, hp.rms_eps, C);
+    }
+    be.matmul(dt_proj, dt_low, dt);
+    be.add_bias(dt, dt_bias);
     SsmScanParams p;
     p.n_head = di;
     p.d_state = N;
     p.a_per_state = true;
-    const bool norms = unit_norms || !dt_norm.empty();
-    // Projects u to Δ_low, B or C, RMS-normalized where the model does so (Jamba, Falcon-Mamba).
-    auto project = [&](const TensorView& wt, const std::vector<float>& weight, const float* in, int64_t m,
-                       int64_t width, float* dst) {
-        if (!norms) {
-            backend.matmul(wt, in, m, dst);
-        } else {
-            backend.matmul(wt, in, m, raw.data());
-            backend.rmsnorm(raw.data(), weight.empty() ? nullptr : weight.data(), m, width, hp.rms_eps, dst);
-        }
-    };
-    for (const ScanSegment& s : scan_segments(n, state.snapshot_tokens(n))) {
-        const int64_t t0 = s.begin, m = s.end - s.begin;
-        float* ut = u.data() + t0 * di;
-        float* dtt = dt.data() + t0 * di;
-        backend.ssm_conv(x_in.data() + t0 * di, m, di, conv_weight.data(), hp.d_conv,
-                         conv_bias.empty() ? nullptr : conv_bias.data(), r.conv.data(), ut);
-        project(x_dt, dt_norm, ut, m, R, dt_low.data() + t0 * R);
-        project(x_b, b_norm, ut, m, N, B.data() + t0 * N);
-        project(x_c, c_norm, ut, m, N, C.data() + t0 * N);
-        backend.matmul(dt_proj, dt_low.data() + t0 * R, m, dtt);
-        backend.add_bias(dtt, dt_bias.data(), m, di);
-        backend.ssm_scan(ut, dtt, A.data(), B.data() + t0 * N, C.data() + t0 * N, D.data(), m, p, r.ssm.data(),
-                         y.data() + t0 * di);
-        if (s.snapshot) state.record_snapshot(layer, state.n_past() + s.end);
-    }
-    backend.swiglu(z.data(), y.data(), n * di, y.data());  // y ⊙ silu(z)
-    backend.matmul(out, y.data(), n, h.data());
-    backend.add(x, h.data(), n * d);
+    be.ssm_scan(u, dt, A, B, C, D, p, r.ssm, y, pass.positions, state.ssm_snapshots(layer, n));
+    be.swiglu(z, y, y);  // y ⊙ silu(z)
+    be.matmul(out, y, h);
+    be.add(x, h);
 }
 
 std::string state_size_report(const Model& model) {
@@ -182,8 +86,5 @@ std::string state_size_report(const Model& model) {
     }
     return text + "\n";
 }
-
-// ---------------------------------------------------------------------------------------------
-// Output head
 
 }  // namespace strata

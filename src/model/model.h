@@ -50,6 +50,13 @@ public:
     // whose layers can batch across sequences override it.
     virtual void forward_batch(std::span<SequenceState* const> states, std::span<const int32_t> tokens,
                                std::vector<float>& logits);
+
+    // The KV cache types of the states new_state makes from now on (llama.cpp's -ctk/-ctv).
+    void set_kv_cache_types(KvCacheTypes types) { kv_types_ = types; }
+    KvCacheTypes kv_cache_types() const { return kv_types_; }
+
+private:
+    KvCacheTypes kv_types_;
 };
 
 // Builds the model for the file's general.architecture; the file must outlive the model.

@@ -1,16 +1,13 @@
 #include "model/moe.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <numeric>
 
-#include "model/blocks.h"
 #include "util/error.h"
 
 namespace strata {
 
-MoeRouting MoeRouting::from_gguf(const GgufFile& f, const std::string& arch, MoeRouting defaults) {
+MoeRouting moe_routing_from_gguf(const GgufFile& f, const std::string& arch, MoeRouting defaults) {
     MoeRouting r = defaults;
     const std::string gating_key = arch + ".expert_gating_func";
     if (f.has(gating_key)) {
@@ -24,47 +21,32 @@ MoeRouting MoeRouting::from_gguf(const GgufFile& f, const std::string& arch, Moe
     return r;
 }
 
-ExpertChoice route_tokens(const float* router_logits, int64_t n, int n_expert, int k, const MoeRouting& r) {
-    ExpertChoice c;
-    c.ids.resize(static_cast<size_t>(n * k));
-    c.weights.resize(c.ids.size());
-    std::vector<float> p(static_cast<size_t>(n_expert));
-    std::vector<int32_t> order(p.size());
-    for (int64_t t = 0; t < n; ++t) {
-        const float* logits = router_logits + t * n_expert;
-        if (r.gating == ExpertGating::Softmax) {
-            const float max_logit = *std::max_element(logits, logits + n_expert);
-            float sum = 0;
-            for (int e = 0; e < n_expert; ++e) sum += p[e] = std::exp(logits[e] - max_logit);
-            for (float& v : p) v /= sum;
-        } else {
-            for (int e = 0; e < n_expert; ++e) p[e] = 1.0f / (1.0f + std::exp(-logits[e]));
-        }
-        // Ties go to the lower expert id, so the choice is deterministic.
-        std::iota(order.begin(), order.end(), 0);
-        std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                          [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-        float chosen_sum = 0;
-        for (int j = 0; j < k; ++j) chosen_sum += p[order[j]];
-        for (int j = 0; j < k; ++j) {
-            const float w = r.normalize_top_k ? p[order[j]] / chosen_sum : p[order[j]];
-            c.ids[t * k + j] = order[j];
-            c.weights[t * k + j] = w * r.weights_scale;
-        }
+void ExpertUsage::init(Backend& backend, const std::vector<int>& n_expert) {
+    backend_ = &backend;
+    const int total = std::accumulate(n_expert.begin(), n_expert.end(), 0);
+    counts_.assign(n_expert.size(), Tensor{});
+    if (total == 0) return;
+    buffer_ = backend.alloc(static_cast<size_t>(total) * sizeof(int32_t));
+    size_t offset = 0;
+    for (size_t layer = 0; layer < n_expert.size(); ++layer) {
+        if (n_expert[layer] == 0) continue;
+        counts_[layer] = buffer_->tensor(GgmlType::I32, {n_expert[layer]}, offset);
+        offset += static_cast<size_t>(n_expert[layer]) * sizeof(int32_t);
     }
-    return c;
+    backend.fill_zero(buffer_->tensor(GgmlType::I32, {total}));
 }
 
-std::string expert_usage_report(const ExpertCounts& counts) {
+std::string ExpertUsage::report() const {
     std::string s;
     char buf[64];
-    for (size_t layer = 0; layer < counts.size(); ++layer) {
-        const std::vector<uint64_t>& c = counts[layer];
-        if (c.empty()) continue;
+    for (size_t layer = 0; layer < counts_.size(); ++layer) {
+        if (counts_[layer].empty()) continue;
+        std::vector<int32_t> c(static_cast<size_t>(counts_[layer].ne[0]));
+        backend_->read(counts_[layer], c.data(), c.size() * sizeof(int32_t));
         const uint64_t total = std::accumulate(c.begin(), c.end(), uint64_t{0});
         std::snprintf(buf, sizeof buf, "layer %2zu (%llu choices):", layer, static_cast<unsigned long long>(total));
         s += buf;
-        for (uint64_t v : c) {
+        for (int32_t v : c) {
             std::snprintf(buf, sizeof buf, " %5.1f%%", total ? 100.0 * static_cast<double>(v) / static_cast<double>(total) : 0.0);
             s += buf;
         }
@@ -85,7 +67,7 @@ MoeBlock MoeBlock::load(const WeightLoader& w, const std::string& p, const Trans
     b.routing = routing;
     b.n_expert = hp.n_expert;
     b.n_expert_used = hp.n_expert_used;
-    b.norm = w.require_vector(p + "ffn_norm.weight", d);
+    b.norm = w.require_f32(p + "ffn_norm.weight", {d});
     try {
         b.gate_inp = w.require(p + "ffn_gate_inp.weight", {d, n_e});
         b.gate_exps = w.require(p + "ffn_gate_exps.weight", {d, ff, n_e});
@@ -106,50 +88,29 @@ MoeBlock MoeBlock::load(const WeightLoader& w, const std::string& p, const Trans
     return b;
 }
 
-void MoeBlock::forward(Backend& backend, const TransformerHparams& hp, float* x, int64_t n,
-                       std::vector<uint64_t>& counts) const {
-    const int64_t d = hp.n_embd;
-    const int k = n_expert_used;
-    std::vector<float> h(static_cast<size_t>(n * d)), router(static_cast<size_t>(n * n_expert));
-    backend.rmsnorm(x, norm.data(), n, d, hp.rms_eps, h.data());
-    backend.matmul(gate_inp, h.data(), n, router.data());
-    const ExpertChoice choice = route_tokens(router.data(), n, n_expert, k, routing);
-
-    // Choices grouped by expert (choice i belongs to token i / k), so each expert runs once as a
-    // matrix product over its tokens: gather their rows, run the expert, scatter-add weighted.
-    std::vector<std::vector<int64_t>> routed(static_cast<size_t>(n_expert));
-    for (int64_t i = 0; i < n * k; ++i) routed[static_cast<size_t>(choice.ids[i])].push_back(i);
-    counts.resize(static_cast<size_t>(n_expert));
-    std::vector<float> y(static_cast<size_t>(n * d), 0.0f), rows, out;
-    for (int e = 0; e < n_expert; ++e) {
-        const std::vector<int64_t>& mine = routed[static_cast<size_t>(e)];
-        if (mine.empty()) continue;
-        counts[static_cast<size_t>(e)] += mine.size();
-        const int64_t m = static_cast<int64_t>(mine.size());
-        rows.resize(static_cast<size_t>(m * d));
-        out.resize(rows.size());
-        for (int64_t j = 0; j < m; ++j) std::copy_n(&h[(mine[j] / k) * d], d, &rows[j * d]);
-        swiglu_ffn(backend, expert_slice(gate_exps, e), expert_slice(up_exps, e), expert_slice(down_exps, e),
-                   rows.data(), m, out.data());
-        for (int64_t j = 0; j < m; ++j) {
-            const float wt = choice.weights[mine[j]];
-            float* yt = &y[(mine[j] / k) * d];
-            for (int64_t c = 0; c < d; ++c) yt[c] += wt * out[j * d + c];
-        }
-    }
-
+void MoeBlock::forward(Pass& pass, const TransformerHparams& hp, const Tensor& x, const Tensor& counts) const {
+    Backend& be = pass.backend;
+    Workspace::Scope scope(pass.ws);
+    const int64_t n = pass.n_tokens(), d = hp.n_embd;
+    const Tensor h = pass.ws.f32(d, n), router = pass.ws.f32(n_expert, n);
+    const Tensor ids = pass.ws.i32(n_expert_used, n), weights = pass.ws.f32(n_expert_used, n);
+    const Tensor y = pass.ws.f32(d, n);
+    be.rmsnorm(x, norm, hp.rms_eps, h);
+    be.matmul(gate_inp, h, router);
+    be.moe_route(router, n_expert_used, routing, ids, weights, counts);
+    be.moe_ffn(h, gate_exps, up_exps, down_exps, ids, weights, y);
     if (!up_shexp.empty()) {
-        out.resize(static_cast<size_t>(n * d));
-        swiglu_ffn(backend, gate_shexp, up_shexp, down_shexp, h.data(), n, out.data());
-        std::vector<float> gate(static_cast<size_t>(n), 0.0f);
-        if (!gate_inp_shexp.empty()) backend.matmul(gate_inp_shexp, h.data(), n, gate.data());
-        for (int64_t t = 0; t < n; ++t) {
-            // An ungated shared expert (DeepSeek) has weight 1, i.e. gate logit +∞.
-            const float g = gate_inp_shexp.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-gate[t]));
-            for (int64_t c = 0; c < d; ++c) y[t * d + c] += g * out[t * d + c];
+        const Tensor shared = pass.ws.f32(d, n);
+        swiglu_ffn(pass, gate_shexp, up_shexp, down_shexp, h, shared);
+        if (gate_inp_shexp.empty()) {
+            be.add(y, shared);  // an ungated shared expert (DeepSeek) has weight 1
+        } else {
+            const Tensor gate = pass.ws.f32(1, n);
+            be.matmul(gate_inp_shexp, h, gate);
+            be.add_gated(y, shared, gate);
         }
     }
-    backend.add(x, y.data(), n * d);
+    be.add(x, y);
 }
 
 }  // namespace strata

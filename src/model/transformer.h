@@ -11,7 +11,7 @@
 
 namespace strata {
 
-// `moe` is the architecture's routing where the file does not state it (MoeRouting::from_gguf).
+// `moe` is the architecture's routing where the file does not state it (moe_routing_from_gguf).
 std::unique_ptr<Model> make_transformer(const GgufFile& file, Backend& backend, bool rope_neox,
                                         const MoeRouting& moe = {});
 

@@ -1,32 +1,39 @@
-// Looks tensors up by name with the shape the architecture expects; every failure names the
-// file, the tensor, and the expected and actual shapes.
+// Looks tensors up by name with the shape the architecture expects and hands them to the backend
+// once, at load: every failure names the file, the tensor, and the expected and actual shapes.
 #pragma once
 
 #include <cstdint>
 #include <initializer_list>
 #include <string>
-#include <vector>
 
+#include "backend/backend.h"
 #include "format/gguf.h"
 
 namespace strata {
 
 class WeightLoader {
 public:
-    explicit WeightLoader(const GgufFile& file) : file_(file) {}
+    // Buffers the backend makes for the weights go to `keep`, which the model holds.
+    WeightLoader(const GgufFile& file, Backend& backend, WeightBuffers& keep)
+        : file_(file), backend_(backend), keep_(keep) {}
 
-    // Shape in ggml order (ne[0] first); throws when missing or of another shape.
-    TensorView require(const std::string& name, std::initializer_list<int64_t> shape) const;
-    // Empty view when absent; throws when present with another shape.
-    TensorView optional(const std::string& name, std::initializer_list<int64_t> shape) const;
-    // A small 1-D tensor (norm weight, bias) converted to float.
-    std::vector<float> require_vector(const std::string& name, int64_t n) const;
-    std::vector<float> optional_vector(const std::string& name, int64_t n) const;
+    // A weight in its stored type. Shape in ggml order (ne[0] first); throws when missing or of
+    // another shape.
+    Tensor require(const std::string& name, std::initializer_list<int64_t> shape) const;
+    // Empty tensor when absent; throws when present with another shape.
+    Tensor optional(const std::string& name, std::initializer_list<int64_t> shape) const;
+    // A small tensor (norm weight, bias, conv weights, A, D) converted to F32.
+    Tensor require_f32(const std::string& name, std::initializer_list<int64_t> shape) const;
+    Tensor optional_f32(const std::string& name, std::initializer_list<int64_t> shape) const;
 
     const GgufFile& file() const { return file_; }
 
 private:
+    TensorView find(const std::string& name, std::initializer_list<int64_t> shape, bool required) const;
+
     const GgufFile& file_;
+    Backend& backend_;
+    WeightBuffers& keep_;
 };
 
 }  // namespace strata

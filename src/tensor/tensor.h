@@ -24,15 +24,4 @@ struct TensorView {
     const uint8_t* row(int64_t i) const { return static_cast<const uint8_t*>(data) + i * row_bytes(); }
 };
 
-// Matrix e of a 3-D tensor [ne0, ne1, n] (MoE experts stacked along ne[2]) as a 2-D view into
-// the same bytes, so a matmul on it reads that expert's weights only.
-inline TensorView expert_slice(const TensorView& t, int64_t e) {
-    TensorView m = t;
-    m.n_dims = 2;
-    m.ne[2] = m.ne[3] = 1;
-    m.nbytes = t.row_bytes() * static_cast<size_t>(t.ne[1]);
-    m.data = static_cast<const uint8_t*>(t.data) + static_cast<size_t>(e) * m.nbytes;
-    return m;
-}
-
 }  // namespace strata

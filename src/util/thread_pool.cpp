@@ -17,7 +17,7 @@ ThreadPool::~ThreadPool() {
     for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
+void ThreadPool::run(int64_t n, Body fn, int64_t grain) {
     if (n <= 0) return;
     if (n_threads_ == 1 || n <= grain) {
         fn(0, n, 0);

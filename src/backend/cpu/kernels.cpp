@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "backend/cpu/simd_avx2.h"
+#include "tensor/float16.h"
 #include "util/cpu_features.h"
 
 namespace strata {
@@ -16,10 +17,15 @@ void axpy_f32_reference(int64_t n, float a, const float* x, float* y) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void axpy_f16_reference(int64_t n, float a, const uint16_t* x, float* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
+}
+
 CpuKernels reference_table() {
     CpuKernels k;
     k.isa = "scalar";
     k.axpy_f32 = axpy_f32_reference;
+    k.axpy_f16 = axpy_f16_reference;
     for (uint32_t id = 0; id < CpuKernels::kTypes; ++id) {
         if (const TypeTraits* t = find_type_traits(id)) {
             k.vec_dots[id] = t->vec_dot;
@@ -51,6 +57,7 @@ CpuKernels avx2_table() {
     set(k, T::Q5_K, avx2::vec_dot_q5_k_q8_k);
     set(k, T::Q6_K, avx2::vec_dot_q6_k_q8_k);
     k.axpy_f32 = avx2::axpy_f32;
+    k.axpy_f16 = avx2::axpy_f16;
     set(k, T::F32, avx2::vec_dot_f32_x4);
     set(k, T::F16, avx2::vec_dot_f16_x4);
     set(k, T::Q8_0, avx2::vec_dot_q8_0_q8_0_x4);

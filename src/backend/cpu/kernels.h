@@ -15,7 +15,7 @@
 namespace strata {
 
 struct CpuFeatures;
-struct TensorView;
+struct Tensor;
 class ThreadPool;
 
 using vec_dot_fn = float (*)(int64_t n, const void* weights, const void* activations);
@@ -26,6 +26,7 @@ using from_float_fn = void (*)(const float* src, void* dst, int64_t n);
 using vec_dot_x4_fn = void (*)(int64_t n, const void* weights, const void* activations, size_t stride, float* out);
 // y[i] += a · x[i] over n floats.
 using axpy_fn = void (*)(int64_t n, float a, const float* x, float* y);
+using axpy_f16_fn = void (*)(int64_t n, float a, const uint16_t* x, float* y);
 
 struct CpuKernels {
     static constexpr uint32_t kTypes = 32;  // one slot per ggml type id (all known ids are < 31)
@@ -34,8 +35,10 @@ struct CpuKernels {
     vec_dot_fn vec_dots[kTypes] = {};        // by weight type id
     vec_dot_x4_fn vec_dots_x4[kTypes] = {};  // by weight type id; null where the ISA has none
     from_float_fn quantizers[kTypes] = {};   // by activation (vec_dot_type) id
-    // Float helpers of attention: q·k is vec_dot(F32); the weighted sum of values is axpy_f32.
+    // Float helpers of attention: q·k is vec_dot of the cache type; the weighted sum of values is
+    // axpy_f32 or, over an F16 cache, axpy_f16.
     axpy_fn axpy_f32 = nullptr;
+    axpy_f16_fn axpy_f16 = nullptr;
 
     // Dot product of a row of `weights` with a row of its vec_dot_type; null when the type table
     // has none either.
@@ -57,9 +60,10 @@ const CpuKernels& cpu_kernels_scalar();
 // The AVX2 kernels (which also need FMA and F16C); nullptr when this CPU lacks one of them.
 const CpuKernels* cpu_kernels_avx2();
 
-// y[t][r] = Σ_c w[r][c] · x[t][c] with the given kernels (cpu_matmul.cpp): activations are
-// quantized to the weight type's vec_dot_type into `scratch`, rows are split over the pool.
-void cpu_matmul(ThreadPool& pool, const CpuKernels& kernels, const TensorView& w, const float* x, int64_t n_tokens,
-                float* y, std::vector<uint8_t>& scratch);
+// y[t][r] = Σ_c w[r][c] · x[t][c] with the given kernels (cpu_matmul.cpp) on host tensors (x and
+// y F32, rows possibly strided): activations are quantized to the weight type's vec_dot_type
+// into `scratch`, rows are split over the pool.
+void cpu_matmul(ThreadPool& pool, const CpuKernels& kernels, const Tensor& w, const Tensor& x, const Tensor& y,
+                std::vector<uint8_t>& scratch);
 
 }  // namespace strata

@@ -170,6 +170,14 @@ void axpy_f32(int64_t n, float a, const float* x, float* y) {
     for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// y += a·x for a row of halves (attention over an F16 value cache).
+void axpy_f16(int64_t n, float a, const uint16_t* x, float* y) {
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, load8_f16(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] += a * f16_scalar(x[i]);
+}
+
 // The reference's operations in the same order (d = amax / 127, id = 1 / d, round(x · id) half
 // away from zero), so the bytes are the reference's. ggml's own AVX2 quantize_row_q8_0 differs
 // from its reference in rare ties: it multiplies by 127 / amax and rounds half to even.

@@ -34,6 +34,7 @@ void vec_dot_q6_k_q8_k_x4(int64_t n, const void* w, const void* a, size_t stride
 
 // y[i] += a · x[i] (attention's weighted sum of values).
 void axpy_f32(int64_t n, float a, const float* x, float* y);
+void axpy_f16(int64_t n, float a, const uint16_t* x, float* y);
 
 // Byte-exact with the reference quantizers (quantize_row_q8_0 / _q8_k / _f16).
 void quantize_row_q8_0(const float* src, void* dst, int64_t n);

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <ctime>
 
-#include "decode/jinja_builtins.h"
+#include "chat/jinja_builtins.h"
 #include "util/error.h"
 
 namespace strata::jinja {

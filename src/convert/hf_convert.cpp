@@ -1,7 +1,7 @@
 // Hugging Face folder → ModelPlan: metadata from config.json through the architecture's table,
 // the vocabulary from tokenizer.model (or tokenizer.json), and one TensorSource per GGUF tensor
 // that reads and transforms its safetensors data only when the writer asks for it.
-#include "format/hf_convert.h"
+#include "convert/hf_convert.h"
 
 #include <algorithm>
 #include <cctype>

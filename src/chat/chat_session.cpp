@@ -1,4 +1,4 @@
-#include "decode/chat_session.h"
+#include "chat/chat_session.h"
 
 #include <algorithm>
 #include <chrono>

@@ -4,7 +4,7 @@
 // named groups, so a table reads as the list of parts its model is made of.
 #include <cmath>
 
-#include "format/hf_convert.h"
+#include "convert/hf_convert.h"
 #include "util/error.h"
 
 namespace strata {

@@ -1,12 +1,12 @@
 // llama2.c → ModelPlan. Each tensor is read from the checkpoint by offset when the writer asks
 // for it, so conversion needs memory for one tensor only.
-#include "format/llama2c.h"
+#include "convert/llama2c.h"
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
-#include "format/hf_convert.h"
+#include "convert/hf_convert.h"
 #include "util/error.h"
 
 namespace strata {

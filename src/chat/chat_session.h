@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "decode/chat_template.h"
+#include "chat/chat_template.h"
 #include "decode/sampler.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"

@@ -8,8 +8,8 @@
 
 #include <string>
 
+#include "convert/quantize_model.h"
 #include "format/sentencepiece_model.h"
-#include "tensor/quantize_model.h"
 
 namespace strata {
 

@@ -3,7 +3,7 @@
 #include <cctype>
 #include <cstring>
 
-#include "decode/jinja_syntax.h"
+#include "chat/jinja_syntax.h"
 #include "util/error.h"
 #include "util/utf8.h"
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "decode/jinja_value.h"
+#include "chat/jinja_value.h"
 
 namespace strata::jinja {
 

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "decode/jinja_value.h"
+#include "chat/jinja_value.h"
 
 namespace strata::jinja {
 

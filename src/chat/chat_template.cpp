@@ -1,11 +1,11 @@
-#include "decode/chat_template.h"
+#include "chat/chat_template.h"
 
 #include <algorithm>
 #include <fstream>
 #include <iterator>
 
-#include "decode/jinja.h"
-#include "decode/jinja_builtins.h"
+#include "chat/jinja.h"
+#include "chat/jinja_builtins.h"
 #include "util/error.h"
 
 namespace strata {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <map>
 
-#include "decode/jinja_builtins.h"
+#include "chat/jinja_builtins.h"
 #include "util/error.h"
 
 namespace strata::jinja {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <initializer_list>
 
-#include "decode/jinja_syntax.h"
+#include "chat/jinja_syntax.h"
 #include "util/error.h"
 
 namespace strata::jinja {

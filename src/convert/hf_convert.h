@@ -11,8 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "convert/quantize_model.h"
 #include "format/gguf.h"
-#include "tensor/quantize_model.h"
 #include "util/json.h"
 
 namespace strata {

@@ -3,7 +3,7 @@
 // strata writes, so a strata file has the same per-tensor types as llama-quantize's; without an
 // importance matrix llama.cpp uses the reference quantizers, which are strata's too, so the bytes
 // agree as well.
-#include "tensor/quantize_model.h"
+#include "convert/quantize_model.h"
 
 #include <strings.h>
 

@@ -1,14 +1,14 @@
 // The evaluator: walks the syntax tree with a stack of scopes. As in jinja2, a for loop's body
 // gets its own scope (a `set` inside it does not leak out), if blocks do not, and macros run in
 // a fresh scope above the caller's.
-#include "decode/jinja.h"
+#include "chat/jinja.h"
 
 #include <cmath>
 #include <cstdint>
 #include <unordered_map>
 
-#include "decode/jinja_builtins.h"
-#include "decode/jinja_syntax.h"
+#include "chat/jinja_builtins.h"
+#include "chat/jinja_syntax.h"
 #include "util/error.h"
 
 namespace strata::jinja {
