@@ -46,7 +46,11 @@ run_suite() {
     if [[ $rc -ne 0 ]]; then
         failed=1
         printf '%-13s FAIL (exit %d, %ds) %s\n' "$name" "$rc" $((SECONDS - start)) "$summary"
-        grep -E 'ERROR|FATAL|error:' "$logs/$name.log" | head -n 20 | sed 's/^/    /'
+        # Ops the backend does not have yet, by name, before the first few failures in full.
+        missing=$(grep -o 'cuda backend: [a-z_0-9 ]* is not implemented yet' "$logs/$name.log" | sort -u |
+            sed 's/cuda backend: \(.*\) is not implemented yet/\1/' | paste -sd ',' -)
+        [[ -n $missing ]] && echo "    not implemented yet: $missing"
+        grep -E 'ERROR|FATAL|error:' "$logs/$name.log" | head -n 10 | sed 's/^/    /'
     elif grep -q 'skipping the CUDA backend test' "$logs/$name.log"; then
         # On a GPU machine a skip means the backend could not start: a failure, not a pass.
         failed=1
@@ -56,12 +60,17 @@ run_suite() {
     else
         printf '%-13s ok (%ds) %s\n' "$name" $((SECONDS - start)) "$summary"
     fi
+    local no_fixtures
+    no_fixtures=$(grep -c 'SKIPPED (no ../shared fixtures' "$logs/$name.log")
+    [[ $no_fixtures -gt 0 ]] && echo "    $no_fixtures test cases skipped: no fixtures (set STRATA_SHARED)"
+    return 0
 }
 
 run_suite cuda_backend -- --source-file='*test_cuda_backend.cpp'
 run_suite backend_ops -- --source-file='*test_backend_ops.cpp'
+# The suites that take their backend from test_backend() (tests/test_backend.h).
 run_suite models_cuda STRATA_TEST_BACKEND=cuda -- \
-    --source-file='*test_transformer.cpp,*test_mamba.cpp,*test_moe.cpp,*test_jamba.cpp'
+    --source-file='*test_transformer.cpp,*test_moe.cpp,*test_beam.cpp,*test_speculative.cpp,*test_quantize.cpp'
 
 if [[ $failed -ne 0 ]]; then
     echo "gpu/run.sh: FAILED (logs in $logs)"
