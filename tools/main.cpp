@@ -34,7 +34,8 @@ std::string version_text() {
 // llama.cpp spells some options as one dash and several letters (-md, -sys); CLI11 reads those
 // as bundled short flags, so they are rewritten to their long names before parsing.
 void rewrite_llamacpp_aliases(int argc, char** argv) {
-    static const std::pair<const char*, const char*> kAliases[] = {{"-md", "--model-draft"}, {"-sys", "--system-prompt"}};
+    static const std::pair<const char*, const char*> kAliases[] = {
+        {"-md", "--model-draft"}, {"-sys", "--system-prompt"}, {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}};
     for (int i = 1; i < argc; ++i) {
         for (const auto& [alias, name] : kAliases) {
             if (std::strcmp(argv[i], alias) == 0) argv[i] = const_cast<char*>(name);

@@ -15,6 +15,7 @@ struct ModelOptions {
     int threads = 0;  // 0: physical cores
     int n_ctx = 0;    // 0: the model's training context, at most 4096
     bool no_mmap = false;
+    std::string cache_type_k = "f16", cache_type_v = "f16";  // -ctk / -ctv
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& options);

@@ -129,7 +129,12 @@ void run(const RunOptions& o) {
                  "\nstrata: load %.0f ms | prompt %zu tokens, %.1f tokens/s | generation %lld tokens, %.1f tokens/s\n",
                  (m.load_seconds + d.load_seconds) * 1000, n_prompt, static_cast<double>(n_prompt) / prompt_s,
                  static_cast<long long>(generated), generated > 0 ? static_cast<double>(generated) / gen_s : 0.0);
-    if (o.verbose) std::fputs(m.model->usage_report().c_str(), stderr);
+    if (o.verbose) {
+        const strata::KvCacheTypes kv = state->kv_types();
+        std::fprintf(stderr, "state: %zu bytes per position (k %s, v %s)\n", state->bytes_per_position(),
+                     strata::type_name(kv.k), strata::type_name(kv.v));
+        std::fputs(m.model->usage_report().c_str(), stderr);
+    }
 }
 
 }  // namespace
