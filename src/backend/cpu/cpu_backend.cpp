@@ -63,7 +63,17 @@ public:
         if (dst.nbytes() != src.nbytes()) fail("copy: ", src.nbytes(), " bytes into a tensor of ", dst.nbytes());
         std::memcpy(dst.data, src.data, src.nbytes());
     }
-    void fill_zero(const Tensor& t) override { std::memset(t.data, 0, t.nbytes()); }
+    void fill_zero(const Tensor& t) override {
+        if (t.is_contiguous()) {
+            std::memset(t.data, 0, t.nbytes());
+            return;
+        }
+        for (int64_t r = 0; r < t.n_rows(); ++r) {  // a view: its rows only, never the gaps between
+            std::memset(static_cast<uint8_t*>(t.data) + (r % t.ne[1]) * t.nb[1] + (r / t.ne[1] % t.ne[2]) * t.nb[2] +
+                            (r / (t.ne[1] * t.ne[2])) * t.nb[3],
+                        0, t.row_bytes());
+        }
+    }
 
     void matmul(const Tensor& w, const Tensor& x, const Tensor& y) override {
         cpu_matmul(pool_, kernels_, w, x, y, activations_);
