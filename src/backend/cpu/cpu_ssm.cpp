@@ -185,16 +185,19 @@ void cpu_rmsnorm_gated(ThreadPool& pool, const float* y, const float* z, const f
     pool.parallel_for(
         n_tokens * n_group,
         [&](int64_t r0, int64_t r1, int) {
-            std::vector<float> v(static_cast<size_t>(group));
+            // v = y ⊙ silu(z) is computed twice (for the sum, then for the output) rather than
+            // kept: no scratch, and out may alias y since each element is read before written.
             for (int64_t r = r0; r < r1; ++r) {
                 const int64_t offset = r * group, w0 = (r % n_group) * group;
                 double sum = 0;
                 for (int64_t i = 0; i < group; ++i) {
-                    v[i] = y[offset + i] * silu(z[offset + i]);
-                    sum += static_cast<double>(v[i]) * v[i];
+                    const float v = y[offset + i] * silu(z[offset + i]);
+                    sum += static_cast<double>(v) * v;
                 }
                 const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(group)) + eps);
-                for (int64_t i = 0; i < group; ++i) out[offset + i] = v[i] * scale * weight[w0 + i];
+                for (int64_t i = 0; i < group; ++i) {
+                    out[offset + i] = y[offset + i] * silu(z[offset + i]) * scale * weight[w0 + i];
+                }
             }
         },
         grain(group));
