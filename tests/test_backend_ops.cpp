@@ -145,7 +145,9 @@ void check_memory_ops(bool strided) {
     check_contract(c, ref, {copied, zeroed, wq, host_matmul(wq, x, 96, 32, 2)});
 }
 
-TEST_CASE("backend_ops: write, read, copy, fill_zero and load_weight") { check_memory_ops(false); }
+TEST_CASE("backend_ops: write, read, copy, fill_zero and load_weight") {
+    for (bool strided : {false, true}) check_memory_ops(strided);
+}
 
 // ---- matmul, get_rows ---------------------------------------------------------------------------
 
@@ -620,7 +622,9 @@ void check_ssm_conv(const SsmConvCase& s, bool strided_outputs) {
 }
 
 TEST_CASE("backend_ops: ssm_conv with and without bias, its state and snapshots") {
-    for (const SsmConvCase& s : kSsmConvCases) check_ssm_conv(s, false);
+    for (const SsmConvCase& s : kSsmConvCases) {
+        for (bool strided : {false, true}) check_ssm_conv(s, strided);
+    }
 }
 
 struct SsmScanCase {
@@ -680,7 +684,9 @@ void check_ssm_scan(const SsmScanCase& s, bool strided_outputs) {
 }
 
 TEST_CASE("backend_ops: ssm_scan, Mamba-1 and Mamba-2, one token and chunked batches, snapshots") {
-    for (const SsmScanCase& s : kSsmScanCases) check_ssm_scan(s, false);
+    for (const SsmScanCase& s : kSsmScanCases) {
+        for (bool strided : {false, true}) check_ssm_scan(s, strided);
+    }
 }
 
 struct GatedNormCase {
@@ -713,19 +719,9 @@ void check_rmsnorm_gated(const GatedNormCase& g, bool strided_outputs) {
 }
 
 TEST_CASE("backend_ops: rmsnorm_gated, one group and several") {
-    for (const GatedNormCase& g : kGatedNormCases) check_rmsnorm_gated(g, false);
-}
-
-// The contract lets every output be a column view, but on the CPU backend the SSM ops throw "the
-// output must have packed rows" (require_packed in cpu_backend.cpp; the models allocate them
-// packed) and fill_zero memsets the whole span of a view, the columns between its rows included.
-// Either the contract or the CPU changes; until then this case is expected to fail.
-TEST_CASE("backend_ops: column-view outputs of ssm_conv, ssm_scan, rmsnorm_gated, fill_zero" * doctest::may_fail()) {
-    check_ssm_conv(kSsmConvCases[1], true);
-    check_ssm_scan(kSsmScanCases[1], true);
-    check_ssm_scan(kSsmScanCases[5], true);
-    check_rmsnorm_gated({96, 3, 70, true, true}, true);
-    check_memory_ops(true);
+    for (const GatedNormCase& g : kGatedNormCases) {
+        for (bool strided : {false, true}) check_rmsnorm_gated(g, strided);
+    }
 }
 
 // Last in the file, so last to run: what each backend under test left out.
