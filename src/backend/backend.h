@@ -96,6 +96,7 @@ public:
     virtual void read(const Tensor& src, void* dst, size_t bytes) = 0;
     // dst = src for two contiguous tensors of the same byte size, queued.
     virtual void copy(const Tensor& dst, const Tensor& src) = 0;
+    // Zeroes t's elements (a view's rows only, not the bytes between them).
     virtual void fill_zero(const Tensor& t) = 0;
     // Waits until every queued op has finished.
     virtual void synchronize() {}

@@ -35,11 +35,6 @@ private:
     }
 };
 
-// Outputs the SSM kernels write as one packed block (the models allocate them so).
-void require_packed(const Tensor& t, const char* op) {
-    if (t.nb[1] != static_cast<size_t>(t.ne[0]) * sizeof(float)) fail(op, ": the output must have packed rows");
-}
-
 class CpuBackend final : public Backend {
 public:
     CpuBackend(int n_threads, const CpuKernels& kernels) : pool_(n_threads), kernels_(kernels) {}
@@ -63,7 +58,17 @@ public:
         if (dst.nbytes() != src.nbytes()) fail("copy: ", src.nbytes(), " bytes into a tensor of ", dst.nbytes());
         std::memcpy(dst.data, src.data, src.nbytes());
     }
-    void fill_zero(const Tensor& t) override { std::memset(t.data, 0, t.nbytes()); }
+    void fill_zero(const Tensor& t) override {
+        if (t.is_contiguous()) {
+            std::memset(t.data, 0, t.nbytes());
+            return;
+        }
+        for (int64_t r = 0; r < t.n_rows(); ++r) {  // a view: its rows only, never the gaps between
+            std::memset(static_cast<uint8_t*>(t.data) + (r % t.ne[1]) * t.nb[1] + (r / t.ne[1] % t.ne[2]) * t.nb[2] +
+                            (r / (t.ne[1] * t.ne[2])) * t.nb[3],
+                        0, t.row_bytes());
+        }
+    }
 
     void matmul(const Tensor& w, const Tensor& x, const Tensor& y) override {
         cpu_matmul(pool_, kernels_, w, x, y, activations_);
@@ -186,40 +191,40 @@ public:
     void ssm_conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& conv_state,
                   const Tensor& out, const Tensor& positions, const SnapshotRing& snapshots) override {
         const int64_t n = x.ne[1], channels = x.ne[0], d_conv = weight.ne[0];
-        require_packed(out, "ssm_conv");
         const float* xs = packed_f32(x, packed_[0]);
         float* state = static_cast<float*>(conv_state.data);
-        float* o = static_cast<float*>(out.data);  // the models' conv outputs are packed
+        float* o = packed_output(out, packed_[4]);
         for_segments(n, snapshots, positions, [&](int64_t t0, int64_t t1) {
             cpu_ssm_conv(pool_, xs + t0 * channels, t1 - t0, channels, static_cast<const float*>(weight.data),
                          static_cast<int>(d_conv), f32_or_null(bias), state, o + t0 * channels);
         }, conv_state);
+        unpack_output(out, o);
     }
 
     void ssm_scan(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C, const Tensor& D,
                   const SsmScanParams& p, const Tensor& state, const Tensor& y, const Tensor& positions,
                   const SnapshotRing& snapshots) override {
-        require_packed(y, "ssm_scan");
         const float* xs = packed_f32(x, packed_[0]);
         const float* dts = packed_f32(dt, packed_[1]);
         const float* Bs = packed_f32(B, packed_[2]);
         const float* Cs = packed_f32(C, packed_[3]);
         const int64_t x_w = x.ne[0], dt_w = dt.ne[0], bc_w = B.ne[0];
-        float* ys = static_cast<float*>(y.data);
+        float* ys = packed_output(y, packed_[4]);
         for_segments(x.ne[1], snapshots, positions, [&](int64_t t0, int64_t t1) {
             cpu_ssm_scan(pool_, xs + t0 * x_w, dts + t0 * dt_w, static_cast<const float*>(A.data), Bs + t0 * bc_w,
                          Cs + t0 * bc_w, static_cast<const float*>(D.data), t1 - t0, p, static_cast<float*>(state.data),
                          ys + t0 * x_w);
         }, state);
+        unpack_output(y, ys);
     }
 
     void rmsnorm_gated(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t n_group, float eps,
                        const Tensor& out) override {
-        require_packed(out, "rmsnorm_gated");
         const float* ys = packed_f32(y, packed_[0]);
         const float* zs = packed_f32(z, packed_[1]);
-        cpu_rmsnorm_gated(pool_, ys, zs, static_cast<const float*>(weight.data), y.ne[1], y.ne[0], n_group, eps,
-                          static_cast<float*>(out.data));
+        float* o = packed_output(out, packed_[4]);
+        cpu_rmsnorm_gated(pool_, ys, zs, static_cast<const float*>(weight.data), y.ne[1], y.ne[0], n_group, eps, o);
+        unpack_output(out, o);
     }
 
 private:
@@ -242,7 +247,7 @@ private:
     const CpuKernels& kernels_;
     std::vector<uint8_t> activations_;
     std::vector<float> inv_freq_;
-    std::vector<float> packed_[4];
+    std::vector<float> packed_[5];  // inputs packed for the SSM kernels, and one output
     AttentionScratch attention_;
     MoeScratch moe_;
 };

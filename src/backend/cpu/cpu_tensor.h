@@ -25,4 +25,17 @@ inline const float* packed_f32(const Tensor& t, std::vector<float>& scratch) {
     return scratch.data();
 }
 
+// Where a kernel that writes packed rows puts its output for t: t's own memory when its rows are
+// packed, else `scratch`, which unpack_output then copies into t's rows.
+inline float* packed_output(const Tensor& t, std::vector<float>& scratch) {
+    if (t.nb[1] == static_cast<size_t>(t.ne[0]) * sizeof(float)) return static_cast<float*>(t.data);
+    scratch.resize(static_cast<size_t>(t.ne[0] * t.ne[1]));
+    return scratch.data();
+}
+inline void unpack_output(const Tensor& t, const float* packed) {
+    if (packed == t.data) return;
+    const size_t width = static_cast<size_t>(t.ne[0]);
+    for (int64_t r = 0; r < t.ne[1]; ++r) std::memcpy(f32_row(t, r), packed + r * width, width * sizeof(float));
+}
+
 }  // namespace strata
