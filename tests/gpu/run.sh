@@ -32,6 +32,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"
 echo "gpu: $(paste -sd ';' - <"$logs/gpu.txt"); binary: $bin"
 
 failed=0
+# How test_cuda_backend.cpp and test_backend_ops.cpp say that the cuda backend cannot run here.
+skip_pattern='skipping the CUDA backend test|backend_ops: cuda skipped'
 # run_suite NAME ENV... -- DOCTEST_ARGS...: one doctest run, its log in $logs/NAME.log.
 run_suite() {
     local name=$1 envs=() start rc summary
@@ -51,10 +53,10 @@ run_suite() {
             sed 's/cuda backend: \(.*\) is not implemented yet/\1/' | paste -sd ',' -)
         [[ -n $missing ]] && echo "    not implemented yet: $missing"
         grep -E 'ERROR|FATAL|error:' "$logs/$name.log" | head -n 10 | sed 's/^/    /'
-    elif grep -q 'skipping the CUDA backend test' "$logs/$name.log"; then
+    elif grep -qE "$skip_pattern" "$logs/$name.log"; then
         # On a GPU machine a skip means the backend could not start: a failure, not a pass.
         failed=1
-        printf '%-13s SKIPPED: %s\n' "$name" "$(grep -m1 -o 'skipping the CUDA backend test.*' "$logs/$name.log")"
+        printf '%-13s SKIPPED: %s\n' "$name" "$(grep -m1 -oE "($skip_pattern).*" "$logs/$name.log")"
     elif grep -q 'test cases: *0 |' "$logs/$name.log"; then
         printf '%-13s ABSENT (no test cases match: not in this binary yet)\n' "$name"
     else
