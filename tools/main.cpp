@@ -24,7 +24,7 @@ std::string version_text() {
     std::string s = std::string("strata ") + STRATA_VERSION + "\n";
     s += "CPU features: " + strata::CpuFeatures::get().to_string() + "\n";
 #ifdef STRATA_CUDA
-    s += "CUDA: toolkit found at build time, but no CUDA backend exists yet: models run on the CPU\n";
+    s += "CUDA: built in, a skeleton so far (get_rows, rmsnorm, add, F32/F16 matmul): models run on the CPU\n";
 #else
     s += "CUDA: off (built without CUDA)\n";
 #endif
