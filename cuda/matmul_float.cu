@@ -1,4 +1,4 @@
-// matmul with F32 or F16 weights and F32 activations: y[t][r] = Σ_c w[r][c] · x[t][c].
+// matmul with F32, F16 or BF16 weights and F32 activations: y[t][r] = Σ_c w[r][c] · x[t][c].
 //
 // A GEMV-shaped kernel that serves any number of tokens: decode (one token) is bound by reading
 // w once, and prefill reuses each read of w for a tile of tokens. Tensor cores and shared-memory
@@ -13,7 +13,7 @@ namespace strata {
 namespace {
 
 // One warp per output row r: its 32 lanes read w's row at consecutive columns (one 128-byte
-// transaction per step for F32, 64 for F16) and each lane keeps kTile partial sums, one per
+// transaction per step for F32, 64 for F16 and BF16) and each lane keeps kTile partial sums, one per
 // token of the tile, so the row is read once per tile of tokens rather than once per token;
 // warp_sum then reduces each sum across lanes. A block of 256 threads holds 8 warps = 8 rows:
 // enough warps per SM to hide memory latency, and blocks small enough that the grid of
@@ -23,6 +23,11 @@ constexpr int kRowsPerBlock = kBlock / kWarpSize;
 
 __device__ inline float to_float(float v) { return v; }
 __device__ inline float to_float(__half v) { return __half2float(v); }
+// bfloat16 as its raw bits: the top half of a float (bf16_to_fp32), no conversion instruction.
+struct Bf16Bits {
+    uint16_t bits;
+};
+__device__ inline float to_float(Bf16Bits v) { return __uint_as_float(static_cast<uint32_t>(v.bits) << 16); }
 
 template <class W, int kTile>
 __global__ void matmul_kernel(const char* w, size_t w_stride, const char* x, size_t x_stride, int64_t n_cols,
@@ -81,6 +86,11 @@ void launch_matmul_f32(const void* w, size_t w_row_stride, const float* x, size_
 void launch_matmul_f16(const void* w, size_t w_row_stride, const float* x, size_t x_row_stride, int64_t n_cols,
                        int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride, cudaStream_t stream) {
     launch<__half>(w, w_row_stride, x, x_row_stride, n_cols, n_rows, n_tokens, y, y_row_stride, stream);
+}
+
+void launch_matmul_bf16(const void* w, size_t w_row_stride, const float* x, size_t x_row_stride, int64_t n_cols,
+                        int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride, cudaStream_t stream) {
+    launch<Bf16Bits>(w, w_row_stride, x, x_row_stride, n_cols, n_rows, n_tokens, y, y_row_stride, stream);
 }
 
 }  // namespace strata

@@ -103,7 +103,7 @@ public:
 
     // ---- Dense ops ---------------------------------------------------------------------------
     void matmul(const Tensor& w, const Tensor& x, const Tensor& y) override {
-        if (w.type != GgmlType::F32 && w.type != GgmlType::F16) {
+        if (!cuda_weight_type_supported(w.type)) {
             not_implemented(std::string("matmul on ") + type_name(w.type) + " weights");
         }
         check_matrix(w, w.type, "matmul");
@@ -114,17 +114,12 @@ public:
             fail("cuda backend: matmul of '", w.name, "' [", cols, ", ", rows, "] with x [", x.ne[0], ", ", n,
                  "] into y [", y.ne[0], ", ", y.ne[1], "]");
         }
-        const auto launch = w.type == GgmlType::F32 ? launch_matmul_f32 : launch_matmul_f16;
-        launch(w.data, w.nb[1], f32(x), x.nb[1], cols, rows, n, f32(y), y.nb[1], stream_);
+        launch_matmul(w.type, w.data, w.nb[1], f32(x), x.nb[1], cols, rows, n, f32(y), y.nb[1], stream_);
     }
 
     void get_rows(const Tensor& table, const Tensor& ids, const Tensor& out) override {
-        decltype(&launch_get_rows_f32) launch = nullptr;
-        switch (table.type) {
-            case GgmlType::F32: launch = launch_get_rows_f32; break;
-            case GgmlType::F16: launch = launch_get_rows_f16; break;
-            case GgmlType::Q8_0: launch = launch_get_rows_q8_0; break;
-            default: not_implemented(std::string("get_rows on ") + type_name(table.type) + " tables");
+        if (!cuda_weight_type_supported(table.type)) {
+            not_implemented(std::string("get_rows on ") + type_name(table.type) + " tables");
         }
         check_matrix(table, table.type, "get_rows");
         check_matrix(ids, GgmlType::I32, "get_rows");
@@ -133,8 +128,8 @@ public:
             fail("cuda backend: get_rows of ", ids.ne[0], " ids from '", table.name, "' [", table.ne[0], ", ",
                  table.ne[1], "] into out [", out.ne[0], ", ", out.ne[1], "]");
         }
-        launch(table.data, table.nb[1], static_cast<const int32_t*>(ids.data), ids.ne[0], table.ne[0], f32(out),
-               out.nb[1], stream_);
+        launch_get_rows(table.type, table.data, table.nb[1], table.ne[1], static_cast<const int32_t*>(ids.data),
+                        ids.ne[0], table.ne[0], f32(out), out.nb[1], stream_);
     }
 
     void rmsnorm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
@@ -158,6 +153,49 @@ public:
         launch_add(f32(x), x.nb[1], f32(y), y.nb[1], x.ne[0], x.ne[1], stream_);
     }
 
+    // ---- Mixture of experts ------------------------------------------------------------------
+    // The expert ids stay on the device: the kernels pick each pair's expert matrix themselves.
+    // The gate/up activations of every (token, choice) pair go to scratch from the stream-ordered
+    // allocator: no synchronization, and freed in stream order once the down projection has run.
+    void moe_ffn(const Tensor& h, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
+                 const Tensor& ids, const Tensor& weights, const Tensor& out) override {
+        for (const Tensor* w : {&gate_exps, &up_exps, &down_exps}) {
+            if (!cuda_weight_type_supported(w->type)) {
+                not_implemented(std::string("moe_ffn on ") + type_name(w->type) + " experts");
+            }
+        }
+        check_matrix(h, GgmlType::F32, "moe_ffn");
+        check_matrix(ids, GgmlType::I32, "moe_ffn");
+        check_matrix(weights, GgmlType::F32, "moe_ffn");
+        check_matrix(out, GgmlType::F32, "moe_ffn");
+        const auto experts = [&](const Tensor& t) {
+            check_device(t, "moe_ffn");
+            if (t.ne[3] != 1) fail("cuda backend: moe_ffn: expert tensor '", t.name, "' has ", t.ne[3], " stacks");
+            return MoeExperts{t.type, t.data, t.nb[1], t.nb[2], t.ne[0], t.ne[1], t.ne[2]};
+        };
+        const MoeExperts gate = experts(gate_exps), up = experts(up_exps), down = experts(down_exps);
+        const int64_t n_embd = h.ne[0], n = h.ne[1], k = ids.ne[0], n_ff = gate.n_rows, n_expert = gate.n_expert;
+        if (gate.n_cols != n_embd || up.n_cols != n_embd || up.n_rows != n_ff || down.n_cols != n_ff ||
+            down.n_rows != n_embd || up.n_expert != n_expert || down.n_expert != n_expert || k < 1 || k > n_expert ||
+            ids.ne[1] != n || weights.ne[0] != k || weights.ne[1] != n || out.ne[0] != n_embd || out.ne[1] != n) {
+            fail("cuda backend: moe_ffn of h [", n_embd, ", ", n, "] with ids [", k, ", ", ids.ne[1], "], weights [",
+                 weights.ne[0], ", ", weights.ne[1], "], experts gate [", gate.n_cols, ", ", n_ff, ", ", n_expert,
+                 "], up [", up.n_cols, ", ", up.n_rows, ", ", up.n_expert, "], down [", down.n_cols, ", ",
+                 down.n_rows, ", ", down.n_expert, "] into out [", out.ne[0], ", ", out.ne[1], "]");
+        }
+        if (n == 0) return;
+        const size_t act_bytes = static_cast<size_t>(n_ff * n * k) * sizeof(float);
+        void* act = nullptr;
+        STRATA_CUDA_CHECK(cudaMallocAsync(&act, act_bytes ? act_bytes : 1, stream_));
+        // Freed unchecked only if a launch throws (a destructor must not throw); checked below.
+        const auto free_async = [stream = stream_](void* p) { cudaFreeAsync(p, stream); };
+        std::unique_ptr<void, decltype(free_async)> act_guard(act, free_async);
+        launch_moe_ffn(f32(h), h.nb[1], n, gate, up, down, static_cast<const int32_t*>(ids.data), ids.nb[1],
+                       static_cast<int>(k), f32(weights), weights.nb[1], static_cast<float*>(act), f32(out), out.nb[1],
+                       stream_);
+        STRATA_CUDA_CHECK(cudaFreeAsync(act_guard.release(), stream_));
+    }
+
     // ---- Not yet on the GPU ------------------------------------------------------------------
     void rope(const Tensor&, int, const Tensor&, const RopeParams&) override { not_implemented("rope"); }
     void swiglu(const Tensor&, const Tensor&, const Tensor&) override { not_implemented("swiglu"); }
@@ -172,10 +210,6 @@ public:
     }
     void moe_route(const Tensor&, int, const MoeRouting&, const Tensor&, const Tensor&, const Tensor&) override {
         not_implemented("moe_route");
-    }
-    void moe_ffn(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                 const Tensor&) override {
-        not_implemented("moe_ffn");
     }
     void ssm_conv(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                   const SnapshotRing&) override {
