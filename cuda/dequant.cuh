@@ -34,7 +34,9 @@ namespace strata {
 __device__ __forceinline__ float half_bits_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
 // bfloat16 bits → float: the top half of a float, as bf16_to_fp32.
-__device__ __forceinline__ float bf16_bits_to_float(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
+__device__ __forceinline__ float bf16_bits_to_float(uint16_t h) {
+    return __uint_as_float(static_cast<uint32_t>(h) << 16);
+}
 
 // The 16 levels of IQ4_NL/IQ4_XS packed into two 64-bit constants (byte i of the low word is
 // kvalues_iq4nl[i], of the high word kvalues_iq4nl[8 + i]): a lookup by shift in registers, where a
@@ -351,7 +353,8 @@ __device__ __forceinline__ void dot_row_partial(const char* w_row, int64_t n_col
 #pragma unroll
         for (int k = 0; k < kTile; ++k) {
             if (k < nt) {
-                const float* x = reinterpret_cast<const float*>(x0 + static_cast<size_t>(k) * x_stride) + c * Fmt::kChunk;
+                const float* x =
+                    reinterpret_cast<const float*>(x0 + static_cast<size_t>(k) * x_stride) + c * Fmt::kChunk;
 #pragma unroll
                 for (int i = 0; i < Fmt::kChunk; ++i) acc[k] += v[i] * x[i];
             }

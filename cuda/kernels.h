@@ -37,19 +37,22 @@ void launch_rmsnorm(const float* x, size_t x_row_stride, const float* weight, in
 void launch_add(float* x, size_t x_row_stride, const float* y, size_t y_row_stride, int64_t n_cols, int64_t n_rows,
                 cudaStream_t stream);
 
-// ---- matmul_quant.cu, matmul_float.cu: y[t][r] = Σ_c w[r][c] · x[t][c] --------------------------
-// w [n_cols, n_rows] of any supported type, x [n_cols, n_tokens] and y [n_rows, n_tokens] in F32.
-// launch_matmul takes every type (the float ones go on to matmul_float.cu's launchers).
-void launch_matmul(GgmlType type, const void* w, size_t w_row_stride, const float* x, size_t x_row_stride,
-                   int64_t n_cols, int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride,
-                   cudaStream_t stream);
-// F32, F16 (IEEE half bits) or BF16 (bfloat16 bits) weights.
+// ---- matmul_float.cu: y[t][r] = Σ_c w[r][c] · x[t][c] --------------------------------------------
+// w [n_cols, n_rows] in F32, F16 (IEEE half bits) or BF16 (bfloat16 bits), x [n_cols, n_tokens]
+// and y [n_rows, n_tokens] in F32.
 void launch_matmul_f32(const void* w, size_t w_row_stride, const float* x, size_t x_row_stride, int64_t n_cols,
                        int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride, cudaStream_t stream);
 void launch_matmul_f16(const void* w, size_t w_row_stride, const float* x, size_t x_row_stride, int64_t n_cols,
                        int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride, cudaStream_t stream);
 void launch_matmul_bf16(const void* w, size_t w_row_stride, const float* x, size_t x_row_stride, int64_t n_cols,
                         int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride, cudaStream_t stream);
+
+// ---- matmul_quant.cu: the same for every supported weight type -----------------------------------
+// The one entry the backend calls: quantized weights run here, the float types go on to the
+// launchers above.
+void launch_matmul(GgmlType type, const void* w, size_t w_row_stride, const float* x, size_t x_row_stride,
+                   int64_t n_cols, int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride,
+                   cudaStream_t stream);
 
 // ---- moe.cu: the expert FFN, experts picked on the device ---------------------------------------
 // One stack of expert matrices [n_cols, n_rows, n_expert]: expert e's row r starts at
@@ -63,8 +66,8 @@ struct MoeExperts {
 // out[t] = Σ_j weights[t][j] · down_e · (silu(gate_e · h[t]) ⊙ up_e · h[t]) with e = ids[t][j],
 // for h [n_embd, n_tokens], ids I32 and weights F32 [k, n_tokens], out [n_embd, n_tokens];
 // gate and up [n_embd, n_ff, ·], down [n_ff, n_embd, ·]. act is scratch of n_ff · n_tokens · k
-// floats. An expert id outside [0, n_expert) makes its token's outputs NaN (the router checks
-// ids; the host never reads them).
+// floats. An expert id outside [0, n_expert) makes its token's outputs NaN (the router writes
+// valid ids, and the host never sees them to check).
 void launch_moe_ffn(const float* h, size_t h_row_stride, int64_t n_tokens, const MoeExperts& gate,
                     const MoeExperts& up, const MoeExperts& down, const int32_t* ids, size_t ids_row_stride, int k,
                     const float* weights, size_t weights_row_stride, float* act, float* out, size_t out_row_stride,

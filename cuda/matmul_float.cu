@@ -13,8 +13,8 @@ namespace strata {
 namespace {
 
 // One warp per output row r: its 32 lanes read w's row at consecutive columns (one 128-byte
-// transaction per step for F32, 64 for F16 and BF16) and each lane keeps kTile partial sums, one per
-// token of the tile, so the row is read once per tile of tokens rather than once per token;
+// transaction per step for F32, 64 for F16 and BF16) and each lane keeps kTile partial sums,
+// one per token of the tile, so the row is read once per tile of tokens rather than once per token;
 // warp_sum then reduces each sum across lanes. A block of 256 threads holds 8 warps = 8 rows:
 // enough warps per SM to hide memory latency, and blocks small enough that the grid of
 // n_rows / 8 blocks fills all SMs even for narrow matrices. Token tiles go along y.
@@ -27,6 +27,7 @@ __device__ inline float to_float(__half v) { return __half2float(v); }
 struct Bf16Bits {
     uint16_t bits;
 };
+static_assert(sizeof(Bf16Bits) == 2, "Bf16Bits must read as one bfloat16 of the row");
 __device__ inline float to_float(Bf16Bits v) { return __uint_as_float(static_cast<uint32_t>(v.bits) << 16); }
 
 template <class W, int kTile>

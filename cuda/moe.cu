@@ -94,7 +94,9 @@ __global__ void moe_down_kernel(MoeExperts w, const float* act, const char* ids,
             total += weights_t[j] * acc[0];
         }
         total = warp_sum(total);
-        if (lane == 0) reinterpret_cast<float*>(out + static_cast<size_t>(t) * out_stride)[r] = bad_id ? quiet_nan() : total;
+        if (lane == 0) {
+            reinterpret_cast<float*>(out + static_cast<size_t>(t) * out_stride)[r] = bad_id ? quiet_nan() : total;
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-// The CUDA backend's own check: its memory functions and its four GPU ops (get_rows, rmsnorm,
-// add, the F32/F16 matmul) against host computations on fresh random inputs of awkward shapes —
+// The CUDA backend's own check: its memory functions and its GPU ops (get_rows and matmul on every
+// weight type, rmsnorm, add, moe_ffn) against host computations on fresh random inputs of awkward shapes —
 // odd widths, 1, 9 and 33 tokens, column views whose row stride is wider than the row — with
 // sentinels around every strided output to catch writes out of bounds. The conformance suite
 // (test_backend_ops.cpp) compares every op of every backend with the CPU; this file spells out
@@ -7,6 +7,7 @@
 // without CUDA, or no GPU or driver: CI and the dev machine); tests/gpu/run.sh runs it on a GPU.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -76,21 +77,35 @@ std::vector<float> read_checked(Backend& be, const Matrix& m) {
     return got;
 }
 
-// A weight of the given type uploaded through load_weight, as a model loads one.
-Tensor load(Backend& be, WeightBuffers& keep, GgmlType type, int64_t ne0, int64_t ne1, const void* bytes) {
+// A weight of the given type uploaded through load_weight, as a model loads one (a stack of ne2
+// expert matrices when ne2 > 1).
+Tensor load(Backend& be, WeightBuffers& keep, GgmlType type, int64_t ne0, int64_t ne1, const void* bytes,
+            int64_t ne2 = 1) {
     TensorView v;
     v.name = "test.weight";
     v.type = type;
-    v.n_dims = 2;
+    v.n_dims = ne2 > 1 ? 3 : 2;
     v.ne[0] = ne0;
     v.ne[1] = ne1;
+    v.ne[2] = ne2;
     v.data = bytes;
-    v.nbytes = row_size(type, ne0) * static_cast<size_t>(ne1);
+    v.nbytes = row_size(type, ne0) * static_cast<size_t>(ne1 * ne2);
     return be.load_weight(v, keep);
 }
 
-// Random weights stored as `type` (F32, F16 or Q8_0) and their exact float values, through the
-// type table's reference (de)quantization.
+// Every type the type table can quantize to that has a dot product: the weight types of the op
+// suite, all of which the CUDA backend takes.
+std::vector<GgmlType> weight_types() {
+    std::vector<GgmlType> types;
+    for (uint32_t id = 0; id < 64; ++id) {
+        const TypeTraits* t = find_type_traits(id);
+        if (t && t->from_float && t->to_float && t->vec_dot) types.push_back(t->type);
+    }
+    return types;
+}
+
+// Random weights stored as `type` and their exact float values, through the type table's
+// reference (de)quantization.
 std::vector<uint8_t> encode(GgmlType type, const std::vector<float>& values, std::vector<float>& decoded) {
     const TypeTraits& tt = type_traits(type);
     const auto n = static_cast<int64_t>(values.size());
@@ -154,13 +169,13 @@ TEST_CASE("cuda backend: write, read, copy and fill_zero") {
     CHECK_THROWS_AS(be->add(on_host, on_host), Error);
 }
 
-TEST_CASE("cuda backend: get_rows of f32, f16 and q8_0 tables") {
+TEST_CASE("cuda backend: get_rows of tables of every weight type") {
     std::unique_ptr<Backend> be = cuda_or_skip();
     if (!be) return;
     std::mt19937 rng(7);
     const int64_t n_vocab = 50;
-    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0}) {
-        const int64_t cols = type == GgmlType::Q8_0 ? 96 : 67, block = type_traits(type).block_size;
+    for (GgmlType type : weight_types()) {
+        const int64_t block = type_traits(type).block_size, cols = block == 1 ? 67 : 3 * block;
         std::vector<float> table_f;
         const std::vector<uint8_t> bytes =
             encode(type, random_floats(static_cast<size_t>(cols * n_vocab), rng), table_f);
@@ -172,7 +187,8 @@ TEST_CASE("cuda backend: get_rows of f32, f16 and q8_0 tables") {
             const int64_t first = table_view ? block : 0, width = table.ne[0];
             for (int64_t n : {1, 33}) {
                 for (int64_t pad : {0, 2}) {
-                    CAPTURE(type_name(type));
+                    const std::string type_str = type_name(type);  // CAPTURE prints a char* as a pointer
+                    CAPTURE(type_str);
                     CAPTURE(table_view);
                     CAPTURE(n);
                     CAPTURE(pad);
@@ -186,7 +202,10 @@ TEST_CASE("cuda backend: get_rows of f32, f16 and q8_0 tables") {
                     be->get_rows(table, ids_t, out.view);
                     for (int64_t i = 0; i < n; ++i)
                         for (int64_t j = 0; j < width; ++j) out.at(i, j) = table_f[ids[i] * cols + first + j];
-                    // Exact: the device decodes each element as d · q (or the half) just as the reference.
+                    // Exact: the device decodes each element with the reference's operations in its
+                    // order, unfused (cuda/dequant.cuh). This assumes the host compiled the reference
+                    // without FMA contraction, as the portable build does: with -march=native GCC may
+                    // fuse the reference's q · d + m, and types with a min would differ in the last bit.
                     CHECK(read_checked(*be, out) == out.host);
                 }
             }
@@ -255,15 +274,21 @@ TEST_CASE("cuda backend: add on strided rows") {
     }
 }
 
-TEST_CASE("cuda backend: matmul with f32 and f16 weights") {
+TEST_CASE("cuda backend: matmul with weights of every type") {
     std::unique_ptr<Backend> be = cuda_or_skip();
     if (!be) return;
     std::mt19937 rng(11);
     struct Shape {
         int64_t cols, rows;
     };
-    for (GgmlType type : {GgmlType::F32, GgmlType::F16}) {
-        for (Shape s : {Shape{67, 130}, Shape{1027, 97}, Shape{32, 1}}) {
+    for (GgmlType type : weight_types()) {
+        // Quantized rows hold whole blocks: 3, 9 and 1 of them (9 blocks of 256 give each lane up
+        // to 3 chunks of 32, so a lane sums at most 96 products).
+        const int64_t block = type_traits(type).block_size;
+        const std::vector<Shape> shapes = block == 1
+                                              ? std::vector<Shape>{{67, 130}, {1027, 97}, {32, 1}}
+                                              : std::vector<Shape>{{3 * block, 130}, {9 * block, 97}, {block, 1}};
+        for (Shape s : shapes) {
             std::vector<float> w;
             const std::vector<uint8_t> bytes =
                 encode(type, random_floats(static_cast<size_t>(s.cols * s.rows), rng), w);
@@ -271,7 +296,8 @@ TEST_CASE("cuda backend: matmul with f32 and f16 weights") {
             const Tensor w_t = load(*be, keep, type, s.cols, s.rows, bytes.data());
             for (int64_t n : {1, 9, 33}) {
                 for (int64_t pad : {0, 2}) {
-                    CAPTURE(type_name(type));
+                    const std::string type_str = type_name(type);  // CAPTURE prints a char* as a pointer
+                    CAPTURE(type_str);
                     CAPTURE(s.cols);
                     CAPTURE(s.rows);
                     CAPTURE(n);
@@ -280,8 +306,9 @@ TEST_CASE("cuda backend: matmul with f32 and f16 weights") {
                     Matrix y = make_matrix(*be, s.rows, n, 2 - pad, rng);
                     be->matmul(w_t, x.view, y.view);
                     const std::vector<float> got = read_checked(*be, y);
-                    // Each lane sums ≤ 33 products in float, then 5 shuffle adds: the error is
-                    // below ~40 · 2⁻²⁴ of Σ|w·x|; 1e-5 of it leaves a margin of 4.
+                    // The weights are dequantized exactly and x stays F32, so only float sums
+                    // differ: each lane sums ≤ 96 products, then 5 shuffle adds: the error is below
+                    // ~101 · 2⁻²⁴ ≈ 6e-6 of Σ|w·x|, in practice far less; 1e-5 of it still holds.
                     size_t bad = 0;
                     for (int64_t t = 0; t < n; ++t)
                         for (int64_t r = 0; r < s.rows; ++r) {
@@ -300,16 +327,97 @@ TEST_CASE("cuda backend: matmul with f32 and f16 weights") {
     }
 }
 
+// moe_ffn with gate, up and down of three different types (files mix them) against the
+// composition on the host, on column views; the last token's second choice names an expert that
+// does not exist, which makes that token's outputs NaN and leaves the others alone.
+TEST_CASE("cuda backend: moe_ffn with mixed expert types, ids read on the device") {
+    std::unique_ptr<Backend> be = cuda_or_skip();
+    if (!be) return;
+    std::mt19937 rng(13);
+    constexpr int64_t kEmbd = 256, kFf = 512, kExperts = 4, kChosen = 2;
+    std::vector<float> gate, up, down;
+    const std::vector<uint8_t> gate_bytes =
+        encode(GgmlType::Q4_K, random_floats(static_cast<size_t>(kEmbd * kFf * kExperts), rng, -0.1f, 0.1f), gate);
+    const std::vector<uint8_t> up_bytes =
+        encode(GgmlType::Q8_0, random_floats(static_cast<size_t>(kEmbd * kFf * kExperts), rng, -0.1f, 0.1f), up);
+    const std::vector<uint8_t> down_bytes =
+        encode(GgmlType::Q6_K, random_floats(static_cast<size_t>(kFf * kEmbd * kExperts), rng, -0.1f, 0.1f), down);
+    WeightBuffers keep;
+    const Tensor gate_t = load(*be, keep, GgmlType::Q4_K, kEmbd, kFf, gate_bytes.data(), kExperts);
+    const Tensor up_t = load(*be, keep, GgmlType::Q8_0, kEmbd, kFf, up_bytes.data(), kExperts);
+    const Tensor down_t = load(*be, keep, GgmlType::Q6_K, kFf, kEmbd, down_bytes.data(), kExperts);
+    for (int64_t n : {1, 5}) {
+        CAPTURE(n);
+        std::vector<int32_t> ids(static_cast<size_t>(kChosen * n));
+        for (int64_t t = 0; t < n; ++t) {
+            ids[t * kChosen] = static_cast<int32_t>(rng() % kExperts);
+            ids[t * kChosen + 1] = static_cast<int32_t>((ids[t * kChosen] + 1 + rng() % (kExperts - 1)) % kExperts);
+        }
+        const bool poison = n > 1;
+        if (poison) ids.back() = kExperts;
+        const std::vector<float> weights = random_floats(ids.size(), rng, 0.1f, 1.0f);
+        std::unique_ptr<BackendBuffer> ids_buf = be->alloc(ids.size() * 4), weights_buf = be->alloc(ids.size() * 4);
+        const Tensor ids_t = ids_buf->tensor(GgmlType::I32, {kChosen, n});
+        const Tensor weights_t = weights_buf->tensor(GgmlType::F32, {kChosen, n});
+        be->write(ids_t, ids.data(), ids.size() * 4);
+        be->write(weights_t, weights.data(), weights.size() * 4);
+        Matrix h = make_matrix(*be, kEmbd, n, 2, rng);
+        Matrix out = make_matrix(*be, kEmbd, n, 1, rng);
+        be->moe_ffn(h.view, gate_t, up_t, down_t, ids_t, weights_t, out.view);
+        const std::vector<float> got = read_checked(*be, out);
+        double max_want = 0, max_diff = 0;
+        size_t not_finite = 0, not_nan = 0;
+        for (int64_t t = 0; t < n; ++t) {
+            const bool poisoned = poison && t == n - 1;
+            std::vector<double> want(static_cast<size_t>(kEmbd), 0.0);
+            for (int64_t j = 0; j < kChosen && !poisoned; ++j) {
+                const int64_t e = ids[t * kChosen + j];
+                std::vector<double> act(static_cast<size_t>(kFf));
+                for (int64_t r = 0; r < kFf; ++r) {
+                    double g = 0, u = 0;
+                    for (int64_t c = 0; c < kEmbd; ++c) {
+                        g += double(gate[(e * kFf + r) * kEmbd + c]) * h.at(t, c);
+                        u += double(up[(e * kFf + r) * kEmbd + c]) * h.at(t, c);
+                    }
+                    act[r] = g / (1 + std::exp(-g)) * u;
+                }
+                for (int64_t r = 0; r < kEmbd; ++r) {
+                    double y = 0;
+                    for (int64_t c = 0; c < kFf; ++c) y += double(down[(e * kEmbd + r) * kFf + c]) * act[c];
+                    want[r] += weights[t * kChosen + j] * y;
+                }
+            }
+            for (int64_t r = 0; r < kEmbd; ++r) {
+                const float g = got[static_cast<size_t>(t * out.width + out.first + r)];
+                if (poisoned) {
+                    not_nan += !std::isnan(g);
+                } else if (!std::isfinite(g)) {
+                    ++not_finite;
+                } else {
+                    max_want = std::max(max_want, std::abs(want[r]));
+                    max_diff = std::max(max_diff, std::abs(g - want[r]));
+                }
+            }
+        }
+        CHECK(not_finite == 0);
+        CHECK(not_nan == 0);
+        // Exact weights and F32 activations: float sums of 256 and 512 products and expf leave
+        // errors near 1e-6 of the largest output; 1e-4 is a wide margin.
+        CHECK(max_diff <= 1e-4 * max_want);
+    }
+}
+
 TEST_CASE("cuda backend: ops not on the GPU yet throw NotImplemented naming the op") {
     std::unique_ptr<Backend> be = cuda_or_skip();
     if (!be) return;
     std::mt19937 rng(1);
     Matrix x = make_matrix(*be, 64, 2, 0, rng);
     Matrix y = make_matrix(*be, 3, 2, 0, rng);
-    const std::vector<uint8_t> q4(row_size(GgmlType::Q4_0, 64) * 3);
+    // Q8_1 is an activation format: no backend has weight kernels for it.
+    const std::vector<uint8_t> q8_1(row_size(GgmlType::Q8_1, 64) * 3);
     WeightBuffers keep;
-    const Tensor w = load(*be, keep, GgmlType::Q4_0, 64, 3, q4.data());
-    CHECK_THROWS_WITH_AS(be->matmul(w, x.view, y.view), "cuda backend: matmul on q4_0 weights is not implemented yet",
+    const Tensor w = load(*be, keep, GgmlType::Q8_1, 64, 3, q8_1.data());
+    CHECK_THROWS_WITH_AS(be->matmul(w, x.view, y.view), "cuda backend: matmul on q8_1 weights is not implemented yet",
                          NotImplemented);
     CHECK_THROWS_WITH_AS(be->swiglu(x.view, x.view, x.view), "cuda backend: swiglu is not implemented yet",
                          NotImplemented);
