@@ -1,5 +1,5 @@
-// What the .cu files share: warp and block sums (rmsnorm, the matmul's per-row dot products) and
-// the grid sizing they all use. Included by .cu files only.
+// What the .cu files share: warp and block sums (rmsnorm, the matmul's per-row dot products), the
+// warp maximum, and the grid sizing they all use. Included by .cu files only.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,12 @@ constexpr int kWarpSize = 32;
 // whole warp must call it (full mask).
 __device__ inline float warp_sum(float v) {
     for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// The same butterfly for the maximum (softmax maxima, Q8_0 block scales).
+__device__ inline float warp_max(float v) {
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
     return v;
 }
 

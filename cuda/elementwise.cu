@@ -1,4 +1,5 @@
-// Row-wise and element-wise ops on F32 activations: rmsnorm and the residual add.
+// Row-wise and element-wise ops on F32 activations: rmsnorm, the residual add, swiglu, the bias
+// add and the gated residual add.
 #include "backend/cuda/cuda_check.h"
 #include "common.cuh"
 #include "kernels.h"
@@ -41,6 +42,38 @@ __global__ void add_kernel(char* x, size_t x_stride, const char* y, size_t y_str
     }
 }
 
+// swiglu, add_bias and add_gated have add's shape: one thread per element of a row (x), rows on
+// y. Each thread reads its element's inputs before it writes the element, and no other thread
+// touches that element, so out may alias an input. silu and sigmoid use expf (not __expf), the
+// CPU's expressions term for term.
+__global__ void swiglu_kernel(const char* gate, size_t gate_stride, const char* up, size_t up_stride, char* out,
+                              size_t out_stride, int64_t n_cols, int64_t n_rows) {
+    const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (j >= n_cols) return;
+    for (int64_t i = blockIdx.y; i < n_rows; i += gridDim.y) {
+        const float g = reinterpret_cast<const float*>(gate + i * gate_stride)[j];
+        const float u = reinterpret_cast<const float*>(up + i * up_stride)[j];
+        reinterpret_cast<float*>(out + i * out_stride)[j] = g / (1.0f + expf(-g)) * u;
+    }
+}
+
+__global__ void add_bias_kernel(char* x, size_t x_stride, const float* bias, int64_t n_cols, int64_t n_rows) {
+    const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (j >= n_cols) return;
+    const float b = bias[j];
+    for (int64_t i = blockIdx.y; i < n_rows; i += gridDim.y) reinterpret_cast<float*>(x + i * x_stride)[j] += b;
+}
+
+__global__ void add_gated_kernel(char* x, size_t x_stride, const char* y, size_t y_stride, const char* gate,
+                                 size_t gate_stride, int64_t n_cols, int64_t n_rows) {
+    const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (j >= n_cols) return;
+    for (int64_t i = blockIdx.y; i < n_rows; i += gridDim.y) {
+        const float g = 1.0f / (1.0f + expf(-*reinterpret_cast<const float*>(gate + i * gate_stride)));
+        reinterpret_cast<float*>(x + i * x_stride)[j] += g * reinterpret_cast<const float*>(y + i * y_stride)[j];
+    }
+}
+
 }  // namespace
 
 void launch_rmsnorm(const float* x, size_t x_row_stride, const float* weight, int64_t n_cols, int64_t n_rows,
@@ -58,6 +91,35 @@ void launch_add(float* x, size_t x_row_stride, const float* y, size_t y_row_stri
     const dim3 grid(blocks_for(n_cols, kAddBlock), grid_y(n_rows));
     add_kernel<<<grid, kAddBlock, 0, stream>>>(reinterpret_cast<char*>(x), x_row_stride,
                                                reinterpret_cast<const char*>(y), y_row_stride, n_cols, n_rows);
+    STRATA_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_swiglu(const float* gate, size_t gate_row_stride, const float* up, size_t up_row_stride, float* out,
+                   size_t out_row_stride, int64_t n_cols, int64_t n_rows, cudaStream_t stream) {
+    if (n_rows == 0 || n_cols == 0) return;
+    const dim3 grid(blocks_for(n_cols, kAddBlock), grid_y(n_rows));
+    swiglu_kernel<<<grid, kAddBlock, 0, stream>>>(reinterpret_cast<const char*>(gate), gate_row_stride,
+                                                  reinterpret_cast<const char*>(up), up_row_stride,
+                                                  reinterpret_cast<char*>(out), out_row_stride, n_cols, n_rows);
+    STRATA_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_add_bias(float* x, size_t x_row_stride, const float* bias, int64_t n_cols, int64_t n_rows,
+                     cudaStream_t stream) {
+    if (n_rows == 0 || n_cols == 0) return;
+    const dim3 grid(blocks_for(n_cols, kAddBlock), grid_y(n_rows));
+    add_bias_kernel<<<grid, kAddBlock, 0, stream>>>(reinterpret_cast<char*>(x), x_row_stride, bias, n_cols, n_rows);
+    STRATA_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_add_gated(float* x, size_t x_row_stride, const float* y, size_t y_row_stride, const float* gate,
+                      size_t gate_row_stride, int64_t n_cols, int64_t n_rows, cudaStream_t stream) {
+    if (n_rows == 0 || n_cols == 0) return;
+    const dim3 grid(blocks_for(n_cols, kAddBlock), grid_y(n_rows));
+    add_gated_kernel<<<grid, kAddBlock, 0, stream>>>(reinterpret_cast<char*>(x), x_row_stride,
+                                                     reinterpret_cast<const char*>(y), y_row_stride,
+                                                     reinterpret_cast<const char*>(gate), gate_row_stride, n_cols,
+                                                     n_rows);
     STRATA_CUDA_CHECK(cudaGetLastError());
 }
 

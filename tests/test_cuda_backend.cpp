@@ -419,8 +419,4 @@ TEST_CASE("cuda backend: ops not on the GPU yet throw NotImplemented naming the 
     const Tensor w = load(*be, keep, GgmlType::Q8_1, 64, 3, q8_1.data());
     CHECK_THROWS_WITH_AS(be->matmul(w, x.view, y.view), "cuda backend: matmul on q8_1 weights is not implemented yet",
                          NotImplemented);
-    CHECK_THROWS_WITH_AS(be->swiglu(x.view, x.view, x.view), "cuda backend: swiglu is not implemented yet",
-                         NotImplemented);
-    CHECK_THROWS_WITH_AS(be->rope(x.view, 1, Tensor{}, RopeParams{}), "cuda backend: rope is not implemented yet",
-                         NotImplemented);
 }

@@ -7,6 +7,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cmath>
 #include <string>
 
 #include "backend/backend.h"
@@ -196,34 +197,313 @@ public:
         STRATA_CUDA_CHECK(cudaFreeAsync(act_guard.release(), stream_));
     }
 
-    // ---- Not yet on the GPU ------------------------------------------------------------------
-    void rope(const Tensor&, int, const Tensor&, const RopeParams&) override { not_implemented("rope"); }
-    void swiglu(const Tensor&, const Tensor&, const Tensor&) override { not_implemented("swiglu"); }
-    void add_bias(const Tensor&, const Tensor&) override { not_implemented("add_bias"); }
-    void add_gated(const Tensor&, const Tensor&, const Tensor&) override { not_implemented("add_gated"); }
-    void kv_write(std::span<const KvCache>, const Tensor&, const Tensor&, const Tensor&) override {
-        not_implemented("kv_write");
+    // ---- Row-wise ops: rope, swiglu, add_bias, add_gated ---------------------------------------
+    void rope(const Tensor& x, int n_heads, const Tensor& positions, const RopeParams& p) override {
+        check_matrix(x, GgmlType::F32, "rope");
+        check_positions(positions, x.ne[1], "rope");
+        if (n_heads <= 0 || x.ne[0] % n_heads != 0 || p.n_rot < 0 || p.n_rot % 2 != 0 || p.n_rot > x.ne[0] / n_heads) {
+            fail("cuda backend: rope of x [", x.ne[0], ", ", x.ne[1], "] as ", n_heads, " heads with n_rot ", p.n_rot);
+        }
+        const int half = p.n_rot / 2;
+        if (half > kMaxRopePairs) {
+            not_implemented("rope of " + std::to_string(p.n_rot) + " dimensions (at most " +
+                            std::to_string(2 * kMaxRopePairs) + ")");
+        }
+        const float* factors = nullptr;
+        if (!p.freq_factors.empty()) {
+            check_matrix(p.freq_factors, GgmlType::F32, "rope");
+            if (!p.freq_factors.is_contiguous() || p.freq_factors.n_elements() < half) {
+                fail("cuda backend: rope: ", p.freq_factors.n_elements(), " frequency factors for ", half, " pairs");
+            }
+            factors = f32(p.freq_factors);
+        }
+        // The CPU's expression, on the host's std::pow, so both backends rotate by the same θ_i.
+        RopeFreqs freqs{};
+        for (int i = 0; i < half; ++i) {
+            freqs.inv_freq[i] = std::pow(p.freq_base, -2.0f * static_cast<float>(i) / static_cast<float>(p.n_rot));
+        }
+        launch_rope(f32(x), x.nb[1], x.ne[1], n_heads, x.ne[0] / n_heads, p.n_rot, p.neox, i32(positions), p.freq_scale,
+                    freqs, factors, stream_);
     }
-    void attention(const Tensor&, std::span<const KvCache>, const Tensor&, const AttentionParams&,
-                   const Tensor&) override {
-        not_implemented("attention");
+
+    void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
+        check_matrix(gate, GgmlType::F32, "swiglu");
+        check_matrix(up, GgmlType::F32, "swiglu");
+        check_matrix(out, GgmlType::F32, "swiglu");
+        if (!same_shape(gate, up) || !same_shape(gate, out)) {
+            fail("cuda backend: swiglu of gate [", gate.ne[0], ", ", gate.ne[1], "] and up [", up.ne[0], ", ", up.ne[1],
+                 "] into out [", out.ne[0], ", ", out.ne[1], "]");
+        }
+        launch_swiglu(f32(gate), gate.nb[1], f32(up), up.nb[1], f32(out), out.nb[1], gate.ne[0], gate.ne[1], stream_);
     }
-    void moe_route(const Tensor&, int, const MoeRouting&, const Tensor&, const Tensor&, const Tensor&) override {
-        not_implemented("moe_route");
+
+    void add_bias(const Tensor& x, const Tensor& bias) override {
+        check_matrix(x, GgmlType::F32, "add_bias");
+        check_matrix(bias, GgmlType::F32, "add_bias");
+        if (!bias.is_contiguous() || bias.n_elements() != x.ne[0]) {
+            fail("cuda backend: add_bias of '", bias.name, "' (", bias.n_elements(), " elements) to x [", x.ne[0], ", ",
+                 x.ne[1], "]");
+        }
+        launch_add_bias(f32(x), x.nb[1], f32(bias), x.ne[0], x.ne[1], stream_);
     }
-    void ssm_conv(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                  const SnapshotRing&) override {
-        not_implemented("ssm_conv");
+
+    void add_gated(const Tensor& x, const Tensor& y, const Tensor& gate) override {
+        check_matrix(x, GgmlType::F32, "add_gated");
+        check_matrix(y, GgmlType::F32, "add_gated");
+        check_matrix(gate, GgmlType::F32, "add_gated");
+        if (!same_shape(x, y) || gate.ne[0] != 1 || gate.ne[1] != x.ne[1]) {
+            fail("cuda backend: add_gated of y [", y.ne[0], ", ", y.ne[1], "] gated by [", gate.ne[0], ", ", gate.ne[1],
+                 "] to x [", x.ne[0], ", ", x.ne[1], "]");
+        }
+        launch_add_gated(f32(x), x.nb[1], f32(y), y.nb[1], f32(gate), gate.nb[1], x.ne[0], x.ne[1], stream_);
     }
-    void ssm_scan(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                  const SsmScanParams&, const Tensor&, const Tensor&, const Tensor&, const SnapshotRing&) override {
-        not_implemented("ssm_scan");
+
+    // ---- Attention ---------------------------------------------------------------------------
+    // Positions stay on the device: a row whose position lies outside its cache is not written
+    // by kv_write and gets NaN from attention (the host cannot check without a synchronization).
+    void kv_write(std::span<const KvCache> caches, const Tensor& k, const Tensor& v, const Tensor& positions) override {
+        check_matrix(k, GgmlType::F32, "kv_write");
+        check_matrix(v, GgmlType::F32, "kv_write");
+        const int64_t n = k.ne[1];
+        if (v.ne[1] != n) fail("cuda backend: kv_write of ", n, " key rows and ", v.ne[1], " value rows");
+        check_positions(positions, n, "kv_write");
+        const CacheTypes types = check_caches(caches, n, k.ne[0], v.ne[0], "kv_write");
+        for_cache_launches(caches, n, [&](int64_t t0, int64_t rows, const KvCacheRows& kc, const KvCacheRows& vc) {
+            launch_kv_write(types.k, kc, row_f32(k, t0), k.nb[1], k.ne[0], rows, i32(positions) + t0, stream_);
+            launch_kv_write(types.v, vc, row_f32(v, t0), v.nb[1], v.ne[0], rows, i32(positions) + t0, stream_);
+        });
     }
-    void rmsnorm_gated(const Tensor&, const Tensor&, const Tensor&, int64_t, float, const Tensor&) override {
-        not_implemented("rmsnorm_gated");
+
+    void attention(const Tensor& q, std::span<const KvCache> caches, const Tensor& positions, const AttentionParams& p,
+                   const Tensor& out) override {
+        check_matrix(q, GgmlType::F32, "attention");
+        check_matrix(out, GgmlType::F32, "attention");
+        const int64_t n = q.ne[1];
+        if (p.n_head <= 0 || p.n_head_kv <= 0 || p.n_head % p.n_head_kv != 0 || p.head_dim_k <= 0 ||
+            p.head_dim_v <= 0 || q.ne[0] != int64_t{p.n_head} * p.head_dim_k ||
+            out.ne[0] != int64_t{p.n_head} * p.head_dim_v || out.ne[1] != n) {
+            fail("cuda backend: attention of q [", q.ne[0], ", ", n, "] into out [", out.ne[0], ", ", out.ne[1], "] with ",
+                 p.n_head, "/", p.n_head_kv, " heads of ", p.head_dim_k, "/", p.head_dim_v);
+        }
+        if (p.head_dim_k > kMaxAttentionHeadDim || p.head_dim_v > kMaxAttentionHeadDim) {
+            not_implemented("attention with heads of " + std::to_string(p.head_dim_k) + "/" +
+                            std::to_string(p.head_dim_v) + " (at most " + std::to_string(kMaxAttentionHeadDim) + ")");
+        }
+        if (n * p.n_head > kMaxGridX) fail("cuda backend: attention of ", n, " rows × ", p.n_head, " heads");
+        check_positions(positions, n, "attention");
+        const CacheTypes types = check_caches(caches, n, int64_t{p.n_head_kv} * p.head_dim_k,
+                                              int64_t{p.n_head_kv} * p.head_dim_v, "attention");
+        // A Q8_0 head must be whole blocks for the kernel's per-head addressing.
+        if ((types.k == CacheType::Q8_0 && p.head_dim_k % 32 != 0) ||
+            (types.v == CacheType::Q8_0 && p.head_dim_v % 32 != 0)) {
+            fail("cuda backend: attention: heads of ", p.head_dim_k, "/", p.head_dim_v,
+                 " in a Q8_0 cache (multiples of 32 needed)");
+        }
+        const AttentionShape shape{p.n_head, p.n_head_kv, p.head_dim_k, p.head_dim_v, p.scale};
+        for_cache_launches(caches, n, [&](int64_t t0, int64_t rows, const KvCacheRows& kc, const KvCacheRows& vc) {
+            launch_attention(types.k, types.v, kc, vc, row_f32(q, t0), q.nb[1], rows, shape, i32(positions) + t0,
+                             row_f32(out, t0), out.nb[1], stream_);
+        });
+    }
+
+    // ---- Mixture of experts ------------------------------------------------------------------
+    void moe_route(const Tensor& logits, int k, const MoeRouting& routing, const Tensor& ids, const Tensor& weights,
+                   const Tensor& counts) override {
+        check_matrix(logits, GgmlType::F32, "moe_route");
+        check_matrix(ids, GgmlType::I32, "moe_route");
+        check_matrix(weights, GgmlType::F32, "moe_route");
+        const int64_t n_expert = logits.ne[0], n = logits.ne[1];
+        if (k < 1 || k > n_expert) fail("cuda backend: moe_route: ", k, " experts per token of ", n_expert);
+        if (n_expert > kMaxMoeExperts) {
+            not_implemented("moe_route over " + std::to_string(n_expert) + " experts (at most " +
+                            std::to_string(kMaxMoeExperts) + ")");
+        }
+        if (ids.ne[0] != k || ids.ne[1] != n || weights.ne[0] != k || weights.ne[1] != n) {
+            fail("cuda backend: moe_route of ", n, " tokens top ", k, " into ids [", ids.ne[0], ", ", ids.ne[1],
+                 "] and weights [", weights.ne[0], ", ", weights.ne[1], "]");
+        }
+        int32_t* count_data = nullptr;
+        if (!counts.empty()) {
+            check_matrix(counts, GgmlType::I32, "moe_route");
+            if (!counts.is_contiguous() || counts.n_elements() != n_expert) {
+                fail("cuda backend: moe_route: counts of ", counts.n_elements(), " experts, expected ", n_expert);
+            }
+            count_data = static_cast<int32_t*>(counts.data);
+        }
+        const MoeRouteArgs args{routing.gating == ExpertGating::Sigmoid, routing.normalize_top_k, routing.weights_scale};
+        launch_moe_route(f32(logits), logits.nb[1], static_cast<int>(n_expert), n, k, args,
+                         static_cast<int32_t*>(ids.data), ids.nb[1], f32(weights), weights.nb[1], count_data, stream_);
+    }
+
+    // ---- State-space (Mamba) ops -------------------------------------------------------------
+    void ssm_conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& conv_state,
+                  const Tensor& out, const Tensor& positions, const SnapshotRing& snapshots) override {
+        check_matrix(x, GgmlType::F32, "ssm_conv");
+        check_matrix(weight, GgmlType::F32, "ssm_conv");
+        check_matrix(conv_state, GgmlType::F32, "ssm_conv");
+        check_matrix(out, GgmlType::F32, "ssm_conv");
+        if (!bias.empty()) check_matrix(bias, GgmlType::F32, "ssm_conv");
+        const int64_t channels = x.ne[0], n = x.ne[1], d_conv = weight.ne[0];
+        if (d_conv < 2 || d_conv > 1024 || weight.ne[1] != channels || !weight.is_contiguous() ||
+            !conv_state.is_contiguous() || conv_state.n_elements() != channels * (d_conv - 1) ||
+            !same_shape(out, x) || (!bias.empty() && (!bias.is_contiguous() || bias.n_elements() != channels))) {
+            fail("cuda backend: ssm_conv of x [", channels, ", ", n, "] with weight [", weight.ne[0], ", ", weight.ne[1],
+                 "], a state of ", conv_state.n_elements(), " elements, out [", out.ne[0], ", ", out.ne[1], "]");
+        }
+        // Tokens run in parallel and read x and the old state, so out must be separate memory.
+        if (overlap(out, x) || overlap(out, conv_state)) fail("cuda backend: ssm_conv: out overlaps x or the state");
+        const SsmSnapshots snaps = snapshot_args(snapshots, positions, n, conv_state.n_elements(), "ssm_conv");
+        launch_ssm_conv(f32(x), x.nb[1], f32(weight), bias.empty() ? nullptr : f32(bias), f32(conv_state), channels,
+                        static_cast<int>(d_conv), n, f32(out), out.nb[1], snaps, stream_);
+    }
+
+    void ssm_scan(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C, const Tensor& D,
+                  const SsmScanParams& p, const Tensor& state, const Tensor& y, const Tensor& positions,
+                  const SnapshotRing& snapshots) override {
+        for (const Tensor* t : {&x, &dt, &A, &B, &C, &D, &state, &y}) check_matrix(*t, GgmlType::F32, "ssm_scan");
+        const int64_t n = x.ne[1], width = p.n_head * p.head_dim, bc_width = p.n_group * p.d_state;
+        if (p.n_head < 1 || p.head_dim < 1 || p.d_state < 1 || p.n_group < 1 || p.n_head % p.n_group != 0 ||
+            x.ne[0] != width || !same_shape(y, x) || dt.ne[0] != p.n_head || dt.ne[1] != n || B.ne[0] != bc_width ||
+            B.ne[1] != n || !same_shape(C, B) || !A.is_contiguous() ||
+            A.n_elements() != (p.a_per_state ? p.n_head * p.d_state : p.n_head) || !D.is_contiguous() ||
+            D.n_elements() != p.n_head || !state.is_contiguous() || state.n_elements() != width * p.d_state) {
+            fail("cuda backend: ssm_scan of x [", x.ne[0], ", ", n, "] as ", p.n_head, " heads of ", p.head_dim,
+                 " d_state ", p.d_state, " groups ", p.n_group, " with dt [", dt.ne[0], ", ", dt.ne[1], "], B [",
+                 B.ne[0], ", ", B.ne[1], "], C [", C.ne[0], ", ", C.ne[1], "], A of ", A.n_elements(), ", D of ",
+                 D.n_elements(), ", a state of ", state.n_elements(), ", y [", y.ne[0], ", ", y.ne[1], "]");
+        }
+        if (p.d_state > kMaxSsmState) {
+            not_implemented("ssm_scan with d_state " + std::to_string(p.d_state) + " (at most " +
+                            std::to_string(kMaxSsmState) + ")");
+        }
+        if (width / 4 >= kMaxGridX) fail("cuda backend: ssm_scan of ", width, " state rows");
+        const SsmSnapshots snaps = snapshot_args(snapshots, positions, n, state.n_elements(), "ssm_scan");
+        const SsmScanArgs args{f32(x), x.nb[1], f32(dt), dt.nb[1], f32(A), f32(B), B.nb[1], f32(C), C.nb[1], f32(D),
+                               f32(state), f32(y), y.nb[1], p.n_head, p.head_dim, p.d_state, p.n_group, n,
+                               p.a_per_state};
+        launch_ssm_scan(args, snaps, stream_);
+    }
+
+    void rmsnorm_gated(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t n_group, float eps,
+                       const Tensor& out) override {
+        check_matrix(y, GgmlType::F32, "rmsnorm_gated");
+        check_matrix(z, GgmlType::F32, "rmsnorm_gated");
+        check_matrix(weight, GgmlType::F32, "rmsnorm_gated");
+        check_matrix(out, GgmlType::F32, "rmsnorm_gated");
+        if (!same_shape(z, y) || !same_shape(out, y) || !weight.is_contiguous() || weight.n_elements() != y.ne[0] ||
+            n_group < 1 || y.ne[0] % n_group != 0) {
+            fail("cuda backend: rmsnorm_gated of y [", y.ne[0], ", ", y.ne[1], "] in ", n_group, " groups with z [",
+                 z.ne[0], ", ", z.ne[1], "], a weight of ", weight.n_elements(), ", out [", out.ne[0], ", ",
+                 out.ne[1], "]");
+        }
+        if (y.ne[1] * n_group > kMaxGridX) fail("cuda backend: rmsnorm_gated of ", y.ne[1], " rows × ", n_group, " groups");
+        launch_rmsnorm_gated(f32(y), y.nb[1], f32(z), z.nb[1], f32(weight), y.ne[0], y.ne[1], n_group, eps, f32(out),
+                             out.nb[1], stream_);
     }
 
 private:
+    // ---- Helpers of rope … rmsnorm_gated ------------------------------------------------------
+    // gridDim.x's limit, for kernels with one block per row (× head or group).
+    static constexpr int64_t kMaxGridX = 2147483647;
+
+    static bool same_shape(const Tensor& a, const Tensor& b) { return a.ne[0] == b.ne[0] && a.ne[1] == b.ne[1]; }
+    // Whether the bytes a and b span share any (views of one buffer may).
+    static bool overlap(const Tensor& a, const Tensor& b) {
+        const char *a0 = static_cast<const char*>(a.data), *b0 = static_cast<const char*>(b.data);
+        return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+    }
+    static const int32_t* i32(const Tensor& t) { return static_cast<const int32_t*>(t.data); }
+    // Row `row` of an F32 matrix (a launch over a batch's rows from `row` on).
+    static float* row_f32(const Tensor& t, int64_t row) {
+        return reinterpret_cast<float*>(static_cast<char*>(t.data) + row * static_cast<int64_t>(t.nb[1]));
+    }
+
+    // Positions: I32, one per row at least, on this device.
+    void check_positions(const Tensor& positions, int64_t n_rows, const char* op) const {
+        check_matrix(positions, GgmlType::I32, op);
+        if (!positions.is_contiguous() || positions.n_elements() < n_rows) {
+            fail("cuda backend: ", op, ": ", positions.n_elements(), " positions for ", n_rows, " rows");
+        }
+    }
+
+    // The caches of kv_write and attention: one, or one per row; all on this device, 2-D, of the
+    // first one's K and V types (F32, F16 or Q8_0) and of the rows' widths.
+    struct CacheTypes {
+        CacheType k, v;
+    };
+    static CacheType cache_type(const Tensor& t, const char* op) {
+        switch (t.type) {
+            case GgmlType::F32: return CacheType::F32;
+            case GgmlType::F16: return CacheType::F16;
+            case GgmlType::Q8_0:
+                if (t.ne[0] % 32 != 0) fail("cuda backend: ", op, ": a Q8_0 cache row of ", t.ne[0], " elements");
+                return CacheType::Q8_0;
+            default: not_implemented(std::string(op) + " on " + type_name(t.type) + " caches");
+        }
+    }
+    CacheTypes check_caches(std::span<const KvCache> caches, int64_t n_rows, int64_t k_width, int64_t v_width,
+                            const char* op) const {
+        if (caches.empty() || (caches.size() != 1 && static_cast<int64_t>(caches.size()) != n_rows)) {
+            fail("cuda backend: ", op, ": ", caches.size(), " caches for ", n_rows, " rows (one, or one per row)");
+        }
+        for (const KvCache& c : caches) {
+            check_matrix(c.k, caches[0].k.type, op);
+            check_matrix(c.v, caches[0].v.type, op);
+            if (c.k.ne[0] != k_width || c.v.ne[0] != v_width) {
+                fail("cuda backend: ", op, ": caches of rows ", c.k.ne[0], "/", c.v.ne[0], ", expected ", k_width, "/",
+                     v_width);
+            }
+        }
+        return {cache_type(caches[0].k, op), cache_type(caches[0].v, op)};
+    }
+    // One side (K or V) of the caches as the kernels take them.
+    static KvCacheRows cache_rows(std::span<const KvCache> caches, bool values) {
+        KvCacheRows r{};
+        r.count = static_cast<int>(caches.size());
+        for (size_t i = 0; i < caches.size(); ++i) {
+            const Tensor& t = values ? caches[i].v : caches[i].k;
+            r.data[i] = static_cast<char*>(t.data);
+            r.row_stride[i] = t.nb[1];
+            r.n_ctx[i] = t.ne[1];
+        }
+        return r;
+    }
+    // Calls launch(first row, rows, K caches, V caches) once for one cache, else once per
+    // kMaxKvCaches rows (the caches travel in the kernel parameters).
+    template <class Launch>
+    static void for_cache_launches(std::span<const KvCache> caches, int64_t n_rows, Launch launch) {
+        if (caches.size() == 1) {
+            launch(int64_t{0}, n_rows, cache_rows(caches, false), cache_rows(caches, true));
+            return;
+        }
+        for (int64_t t0 = 0; t0 < n_rows; t0 += kMaxKvCaches) {
+            const int64_t rows = n_rows - t0 < kMaxKvCaches ? n_rows - t0 : kMaxKvCaches;
+            const std::span<const KvCache> chunk = caches.subspan(static_cast<size_t>(t0), static_cast<size_t>(rows));
+            launch(t0, rows, cache_rows(chunk, false), cache_rows(chunk, true));
+        }
+    }
+
+    // The ring of an SSM op, when it records anything: F32 rows of the state's size.
+    SsmSnapshots snapshot_args(const SnapshotRing& s, const Tensor& positions, int64_t n_rows, int64_t state_size,
+                               const char* op) const {
+        if (s.count < 0) fail("cuda backend: ", op, ": a snapshot count of ", s.count);
+        SsmSnapshots r{};
+        r.count = s.count < n_rows ? s.count : n_rows;
+        if (r.count == 0) return r;
+        check_matrix(s.ring, GgmlType::F32, op);
+        if (s.ring.ne[0] != state_size || s.ring.ne[1] < 1) {
+            fail("cuda backend: ", op, ": a snapshot ring [", s.ring.ne[0], ", ", s.ring.ne[1], "] for a state of ",
+                 state_size);
+        }
+        check_positions(positions, n_rows, op);
+        r.ring = f32(s.ring);
+        r.row_stride = s.ring.nb[1];
+        r.depth = s.ring.ne[1];
+        r.positions = i32(positions);
+        return r;
+    }
+
+    // ---- Shared helpers --------------------------------------------------------------------------
     // Host → device copy that returns once `src` may be reused. cudaMemcpyAsync from pageable
     // memory returns after staging, but from pinned memory it returns at once, so the stream is
     // synchronized to be safe either way. write() is called at the host boundary (token ids and
