@@ -532,6 +532,10 @@ ModelPlan plan_hf_conversion(const std::string& dir) {
     auto ckpt = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir));
     plan.keep_alive.push_back(ckpt);
     plan.keep_alive.push_back(cfg);
+    plan.inputs = ckpt->paths();
+    for (const char* f : {"config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
+        plan.inputs.push_back((fs::path(dir) / f).string());
+    }
     fs::path folder = fs::absolute(dir).lexically_normal();
     if (!folder.has_filename()) folder = folder.parent_path();  // "models/llama/" or "."
     add_general_metadata(plan.writer, arch->gguf_arch, model_title(folder.filename().string()));

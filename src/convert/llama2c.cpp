@@ -149,6 +149,7 @@ ModelPlan plan_llama2c_conversion(const std::string& checkpoint, const std::stri
     const int64_t head_size = c.dim / c.n_heads, kv_dim = c.n_kv_heads * head_size, dim = c.dim, hidden = c.hidden_dim;
 
     ModelPlan plan;
+    plan.inputs = {checkpoint, vocab};
     GgufWriter& w = plan.writer;
     add_general_metadata(w, "llama", model_title(fs::path(checkpoint).stem().string()));
     w.set_u32("llama.block_count", static_cast<uint32_t>(c.n_layers));

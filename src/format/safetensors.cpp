@@ -144,6 +144,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
     std::vector<std::string> shards;
     std::map<std::string, std::string> expected;  // tensor -> shard, from the index
     if (fs::exists(index)) {
+        c.index_ = index.string();
         const Json j = Json::parse(read_text_file(index), index.string());
         const Json* map = j.find("weight_map");
         if (!map || !map->is_object()) fail(index.string(), ": no \"weight_map\" object");
@@ -178,6 +179,13 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
         }
     }
     return c;
+}
+
+std::vector<std::string> SafetensorsCheckpoint::paths() const {
+    std::vector<std::string> out;
+    if (!index_.empty()) out.push_back(index_);
+    for (const auto& f : files_) out.push_back(f->path());
+    return out;
 }
 
 std::vector<const SafetensorsTensor*> SafetensorsCheckpoint::tensors() const {
