@@ -69,7 +69,11 @@ std::vector<float> read_f32(const fs::path& path) {
 }
 
 int run_strata(const std::string& args, std::string* output) {
-    std::string cmd = std::string(STRATA_BINARY) + " " + args + " 2>&1";
+    return run_shell(std::string(STRATA_BINARY) + " " + args, output);
+}
+
+int run_shell(const std::string& command, std::string* output) {
+    std::string cmd = "STRATA='" + std::string(STRATA_BINARY) + "'; { " + command + "; } 2>&1";
     FILE* pipe = popen(cmd.c_str(), "r");
     REQUIRE(pipe != nullptr);
     std::string text;

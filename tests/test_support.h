@@ -25,5 +25,7 @@ std::vector<float> read_f32(const std::filesystem::path& path);
 
 // Runs the strata binary with the given arguments; returns exit code, captures stdout+stderr.
 int run_strata(const std::string& args, std::string* output);
+// Runs a shell command line the same way; $STRATA names the binary (for ulimit, pipes, traps).
+int run_shell(const std::string& command, std::string* output);
 
 }  // namespace strata::test

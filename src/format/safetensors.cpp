@@ -10,11 +10,10 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "tensor/float16.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json.h"
 
 namespace strata {
@@ -33,12 +32,6 @@ size_t dtype_size(const std::string& dtype) {
     if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
     if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" || dtype == "F8_E5M2") return 1;
     return 0;
-}
-
-std::string read_text_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path.string(), ": cannot open");
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 SafetensorsTensor parse_entry(const std::string& path, const std::string& name, const Json& entry, const uint8_t* data,
@@ -94,14 +87,7 @@ int64_t SafetensorsTensor::n_elements() const {
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
     f->path_ = path;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(path, ": cannot open (", std::strerror(errno), ")");
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        fail(path, ": not a regular file");
-    }
-    f->size_ = static_cast<size_t>(st.st_size);
+    const int fd = open_regular_file(path, &f->size_);
     if (f->size_ < 8) {
         ::close(fd);
         fail(path, ": ", f->size_,
@@ -145,7 +131,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
     std::map<std::string, std::string> expected;  // tensor -> shard, from the index
     if (fs::exists(index)) {
         c.index_ = index.string();
-        const Json j = Json::parse(read_text_file(index), index.string());
+        const Json j = Json::parse(read_file(index.string()), index.string());
         const Json* map = j.find("weight_map");
         if (!map || !map->is_object()) fail(index.string(), ": no \"weight_map\" object");
         for (const auto& [name, shard] : map->members()) {

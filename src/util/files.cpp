@@ -7,9 +7,10 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
+#include <iterator>
 #include <random>
 
 #include "util/error.h"
@@ -48,19 +49,17 @@ extern "C" void remove_temp_files_and_die(int sig) {
 }
 
 // Only where the program has not handled the signal itself (chat's Ctrl-C stops a reply instead).
+// Checked at every file: two system calls, next to the file's own open and rename.
 void install_signal_handlers() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-        for (int sig : {SIGINT, SIGTERM}) {
-            struct sigaction old {};
-            if (sigaction(sig, nullptr, &old) != 0) continue;
-            if ((old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL) continue;
-            struct sigaction sa {};
-            sa.sa_handler = remove_temp_files_and_die;
-            sigemptyset(&sa.sa_mask);
-            sigaction(sig, &sa, nullptr);
-        }
-    });
+    for (int sig : {SIGINT, SIGTERM}) {
+        struct sigaction old {};
+        if (sigaction(sig, nullptr, &old) != 0) continue;
+        if ((old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL) continue;
+        struct sigaction sa {};
+        sa.sa_handler = remove_temp_files_and_die;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sig, &sa, nullptr);
+    }
 }
 
 int arm_slot(const std::string& path) {
