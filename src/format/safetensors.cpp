@@ -60,7 +60,7 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
     for (const Json& d : shape->items()) {
         const double v = d.is_number() ? d.as_number() : -1;
         if (!d.is_number() || v != std::floor(v) || v < 0 || v > kMaxExactDouble) {
-            fail(path, ": tensor '", name, "': shape entries must be non-negative integers, got ", d.dump());
+            fail(path, ": tensor '", name, "': shape entries must be integers from 0 to 2^53, got ", d.dump());
         }
         t.shape.push_back(static_cast<int64_t>(v));
         if (v == 0) has_zero = true;
