@@ -465,7 +465,7 @@ TEST_CASE("convert: bad input fails clearly and leaves no output file") {
                          doctest::Contains("tensor 'model.norm.weight' has dtype I32; expected F32, F16 or BF16"),
                          Error);
     CHECK(!fs::exists(out));
-    CHECK(!fs::exists(out.string() + ".strata-tmp"));
+    CHECK(!test::temp_file_left(out));
 
     std::string output;
     CHECK(test::run_strata(

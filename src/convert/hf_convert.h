@@ -34,7 +34,7 @@ std::string model_title(const std::string& id);
 // The architecture tables (hf_architectures.cpp) ------------------------------------------------
 
 // config.json. Every count is read through integer*(), which checks it against its key's range
-// (kCountRanges in hf_convert.cpp: the one place the limits live) before anything uses it; an
+// (kCountRanges in hf_config.cpp: the one place the limits live) before anything uses it; an
 // error names the file, the key and the value.
 class HfConfig {
 public:
@@ -56,6 +56,16 @@ private:
     Json json_;
     std::string path_;
 };
+
+// The vocabulary (hf_tokenizer.cpp): tokenizer.model, else tokenizer.json, with
+// tokenizer_config.json, as tokenizer.* keys; returns the token count. `embd_rows`, the rows of
+// the checkpoint's token embedding (named `embd_name` in errors) when it has one, bounds every
+// token id and must equal the count.
+int64_t add_hf_vocab(GgufWriter& w, const std::string& dir, const HfConfig& cfg,
+                     std::optional<int64_t> embd_rows, const std::string& embd_name);
+
+// A number from a JSON file, for a message: integers as integers, anything else with all its digits.
+std::string json_number_text(double d);
 
 // A metadata value; monostate means "not written" (an optional key absent from config.json).
 using MetaValue = std::variant<std::monostate, uint32_t, float, bool, std::string, std::vector<int32_t>>;
