@@ -17,6 +17,7 @@
 #include "format/safetensors.h"
 #include "model/model.h"
 #include "reference.h"
+#include "safetensors_builder.h"
 #include "test_support.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -27,6 +28,10 @@
 #endif
 
 using namespace strata;
+using strata::test::entry_of;
+using strata::test::folder_like;
+using strata::test::StEntry;
+using strata::test::write_safetensors;
 namespace fs = std::filesystem;
 
 namespace {
@@ -118,51 +123,6 @@ std::vector<float> run_logits(const fs::path& gguf, const std::vector<int32_t>& 
     std::vector<float> logits;
     model->forward(*state, ids, Logits::All, logits);
     return logits;
-}
-
-// Writes a safetensors file: entries in the given order, data packed in that order.
-struct StEntry {
-    std::string name, dtype;
-    std::vector<int64_t> shape;
-    std::vector<uint8_t> bytes;
-};
-void write_safetensors(const fs::path& path, const std::vector<StEntry>& entries) {
-    Json header = Json::object();
-    size_t offset = 0;
-    for (const StEntry& e : entries) {
-        Json shape = Json::array(), offsets = Json::array();
-        for (int64_t d : e.shape) shape.push_back(d);
-        offsets.push_back(static_cast<int64_t>(offset));
-        offsets.push_back(static_cast<int64_t>(offset + e.bytes.size()));
-        Json entry = Json::object();
-        entry.set("dtype", e.dtype);
-        entry.set("shape", std::move(shape));
-        entry.set("data_offsets", std::move(offsets));
-        header.set(e.name, std::move(entry));
-        offset += e.bytes.size();
-    }
-    const std::string text = header.dump();
-    const uint64_t n = text.size();
-    std::string file(8, '\0');
-    std::memcpy(file.data(), &n, 8);
-    file += text;
-    for (const StEntry& e : entries) file.append(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size());
-    test::write_bytes(path, std::vector<uint8_t>(file.begin(), file.end()));
-}
-
-StEntry entry_of(const SafetensorsTensor& t, std::string name = "") {
-    return {name.empty() ? t.name : name, t.dtype, t.shape, std::vector<uint8_t>(t.data, t.data + t.nbytes)};
-}
-
-// A copy of a fixture folder without its weights (config and tokenizer files only).
-fs::path folder_like(const std::string& model, const std::string& tag) {
-    const fs::path dir = test::temp_dir() / tag;
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    for (const char* f : {"config.json", "tokenizer.model", "tokenizer_config.json"}) {
-        fs::copy_file(test::fixture("hf/" + model + "/" + f), dir / f);
-    }
-    return dir;
 }
 
 }  // namespace
@@ -505,7 +465,7 @@ TEST_CASE("convert: bad input fails clearly and leaves no output file") {
                          doctest::Contains("tensor 'model.norm.weight' has dtype I32; expected F32, F16 or BF16"),
                          Error);
     CHECK(!fs::exists(out));
-    CHECK(!fs::exists(out.string() + ".strata-tmp"));
+    CHECK(!test::temp_file_left(out));
 
     std::string output;
     CHECK(test::run_strata(

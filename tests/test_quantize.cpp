@@ -226,7 +226,7 @@ TEST_CASE("quantize: threads change no byte; a failure leaves no file; the CLI")
     const fs::path out = test::temp_dir() / "broken.gguf";
     CHECK_THROWS_WITH_AS(write_model(plan, mix("Q8_0"), out.string(), 2), "b.weight: read failed", Error);
     CHECK(!fs::exists(out));
-    CHECK(!fs::exists(out.string() + ".strata-tmp"));
+    CHECK(!test::temp_file_left(out));
 
     const std::string in = test::fixture("gguf/llama-draft-f32.gguf").string();
     std::string output;

@@ -68,8 +68,21 @@ std::vector<float> read_f32(const fs::path& path) {
     return v;
 }
 
+bool temp_file_left(const fs::path& output) {
+    const std::string prefix = output.filename().string() + ".strata-tmp";
+    const fs::path dir = output.has_parent_path() ? output.parent_path() : fs::path(".");
+    for (const auto& e : fs::directory_iterator(dir)) {
+        if (e.path().filename().string().rfind(prefix, 0) == 0) return true;
+    }
+    return false;
+}
+
 int run_strata(const std::string& args, std::string* output) {
-    std::string cmd = std::string(STRATA_BINARY) + " " + args + " 2>&1";
+    return run_shell(std::string(STRATA_BINARY) + " " + args, output);
+}
+
+int run_shell(const std::string& command, std::string* output) {
+    std::string cmd = "STRATA='" + std::string(STRATA_BINARY) + "'; { " + command + "; } 2>&1";
     FILE* pipe = popen(cmd.c_str(), "r");
     REQUIRE(pipe != nullptr);
     std::string text;

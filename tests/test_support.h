@@ -23,7 +23,12 @@ std::string read_text(const std::filesystem::path& path);
 void write_bytes(const std::filesystem::path& path, const std::vector<uint8_t>& bytes);
 std::vector<float> read_f32(const std::filesystem::path& path);
 
+// Whether a write of `output` left a temporary file beside it (OUT.strata-tmp-*).
+bool temp_file_left(const std::filesystem::path& output);
+
 // Runs the strata binary with the given arguments; returns exit code, captures stdout+stderr.
 int run_strata(const std::string& args, std::string* output);
+// Runs a shell command line the same way; $STRATA names the binary (for ulimit, pipes, traps).
+int run_shell(const std::string& command, std::string* output);
 
 }  // namespace strata::test

@@ -1,7 +1,9 @@
 // `strata bench`: llama-bench-style throughput. Prompt processing (pp: one batched forward of
 // n_prompt tokens) and text generation (tg: n_gen single-token forwards), each repeated; prints
 // mean ± stddev tokens/s per thread count, so runs in one command compare against each other.
+#include <charconv>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -39,8 +41,12 @@ std::vector<int> parse_threads(const std::string& list) {
     std::stringstream ss(list);
     std::string item;
     while (std::getline(ss, item, ',')) {
-        int t = std::atoi(item.c_str());
-        if (t <= 0) strata::fail("--threads-list: '", item, "' is not a positive thread count");
+        int t = 0;
+        const char* end = item.data() + item.size();
+        const auto [ptr, ec] = std::from_chars(item.data(), end, t);
+        if (ec != std::errc() || ptr != end || t <= 0 || t > (1 << 16)) {
+            strata::fail("--threads-list: '", item, "' is not a thread count from 1 to 65536");
+        }
         out.push_back(t);
     }
     return out;
@@ -50,7 +56,12 @@ void bench(BenchOptions o) {
     using clock = std::chrono::steady_clock;
     std::vector<int> thread_counts = o.threads_list.empty() ? std::vector<int>{o.model.threads > 0 ? o.model.threads : strata::physical_cores()}
                                                             : parse_threads(o.threads_list);
+    // Both are positive ints; their sum is the context, which must be an int too.
+    if (o.n_prompt > INT_MAX - o.n_gen) {
+        strata::fail("-p ", o.n_prompt, " + -n ", o.n_gen, " tokens is more than the largest context (", INT_MAX, ")");
+    }
     o.model.n_ctx = o.n_prompt + o.n_gen;
+    o.model.ctx_flag = "-p + -n";
     std::printf("| model | threads | test | tokens/s |\n|---|---|---|---|\n");
     for (int threads : thread_counts) {
         o.model.threads = threads;

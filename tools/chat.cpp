@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -199,7 +200,8 @@ void register_chat(CLI::App& app) {
             return names;
         }() + ") or a .jinja file; default: the model's own");
     cmd->add_option("-n,--n-predict", o->chat.n_predict, "Tokens per reply at most (-1: until the end of the turn)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::Range(-1, INT_MAX));
     add_sampling_options(cmd, o->sampling);
     cmd->add_option("--model-draft", o->draft_path, "Draft model for speculative decoding (also -md)");
     cmd->add_option("--draft,--draft-max", o->chat.n_draft, "Tokens drafted per target pass")

@@ -4,6 +4,7 @@
 #include <utility>
 #include <cstdio>
 #include <exception>
+#include <new>
 
 #include "commands.h"
 #include "util/cpu_features.h"
@@ -56,10 +57,18 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help and --version end here too (exit code 0). A real parse error is reported and
+        // exits 1 like every other error (CLI11's own codes run from 101 to 114).
+        if (e.get_exit_code() == 0) return app.exit(e);
+        std::fprintf(stderr, "strata: error: %s\nRun with --help for more information.\n", e.what());
+        return 1;
     } catch (const strata::Error& e) {
         std::fflush(stdout);
         std::fprintf(stderr, "strata: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "strata: error: out of memory\n");
         return 1;
     } catch (const std::exception& e) {
         std::fflush(stdout);

@@ -1,13 +1,12 @@
 // `strata perplexity`: llama.cpp's perplexity method (see decode/perplexity.h), printed the way
 // llama-perplexity prints it so the numbers can be compared side by side.
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 
 #include "commands.h"
 #include "decode/perplexity.h"
 #include "model_options.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 namespace {
@@ -22,9 +21,7 @@ struct PerplexityOptions {
 void perplexity(PerplexityOptions o) {
     if (o.model.n_ctx <= 0) o.model.n_ctx = 512;
     LoadedModel m = load_model_for_cli(o.model);
-    std::ifstream in(o.text_file, std::ios::binary);
-    if (!in) strata::fail(o.text_file, ": cannot open text file");
-    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const std::string text = strata::read_file(o.text_file);
     std::vector<int32_t> tokens = m.tokenizer->encode(text, true, false);
     std::fprintf(stderr, "strata: %s: %zu tokens, n_ctx %d\n", o.text_file.c_str(), tokens.size(), m.n_ctx);
     strata::ProgressBar bar("perplexity", o.chunks > 0 ? std::min<int64_t>(o.chunks, tokens.size() / m.n_ctx)

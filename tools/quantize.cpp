@@ -7,6 +7,7 @@
 #include "convert/quantize_model.h"
 #include "format/gguf.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace {
 
@@ -18,7 +19,7 @@ struct QuantizeOptions {
 void quantize(const QuantizeOptions& o) {
     const strata::QuantMix* mix = strata::find_quant_mix(o.type);
     if (!mix) strata::fail("unknown quantization type '", o.type, "' (supported: ", strata::quant_mix_names(), ")");
-    if (o.input == o.output) strata::fail(o.output, ": output would overwrite the input");
+    strata::check_output_path(o.output, {o.input});  // before reading: the same file by any name
     std::shared_ptr<const strata::GgufFile> in = strata::GgufFile::open(o.input);
     const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     for (const strata::GgufTensorInfo& t : in->tensor_infos()) {

@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 
 #include "commands.h"
 #include "decode/beam_search.h"
@@ -16,6 +14,7 @@
 #include "sampling_options.h"
 #include "tokenizer/stream_detokenizer.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace {
 
@@ -33,12 +32,6 @@ struct RunOptions {
     bool verbose = false;
 };
 
-std::string read_prompt_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) strata::fail(path, ": cannot open prompt file");
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -48,7 +41,7 @@ void run(const RunOptions& o) {
     if (o.beams > 0 && !o.draft_path.empty()) strata::fail("--beams and --model-draft cannot be combined");
     LoadedModel m = load_model_for_cli(o.model);
     LoadedModel d = load_draft_for_cli(o.model, o.draft_path, m);
-    const std::string prompt = o.prompt_file.empty() ? o.prompt : read_prompt_file(o.prompt_file);
+    const std::string prompt = o.prompt_file.empty() ? o.prompt : strata::read_file(o.prompt_file);
     std::vector<int32_t> tokens = m.tokenizer->encode(prompt, true, true);
     const size_t n_prompt = tokens.size();
     if (tokens.empty()) strata::fail("the prompt is empty and the model adds no BOS token: nothing to continue");

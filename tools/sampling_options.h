@@ -3,12 +3,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <optional>
 
 #include "decode/sampler.h"
 
 struct SamplingOptions {
     strata::SamplerParams params;
-    int64_t seed = -1;  // -1: a random seed
+    std::optional<uint64_t> seed;  // none (--seed -1, the default): a random seed
 
     // The parameters with the seed resolved (a random one when none was given).
     strata::SamplerParams resolved() const;

@@ -3,8 +3,6 @@
 //   --ids     the ids as a list: [1, 15043, 3186]
 //   --pieces  the vocabulary entries as a list: ['<s>', '▁Hello', '▁world']
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 
@@ -13,6 +11,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace {
 
@@ -56,15 +55,9 @@ std::string quoted(const std::string& s) {
     return out + "'";
 }
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) strata::fail("cannot open prompt file ", path);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void run_tokenize(const TokenizeOptions& opt) {
     if (!opt.has_text) strata::fail("tokenize: give the text with -p TEXT or -f FILE");
-    const std::string text = opt.prompt_file.empty() ? opt.prompt : read_file(opt.prompt_file);
+    const std::string text = opt.prompt_file.empty() ? opt.prompt : strata::read_file(opt.prompt_file);
     auto file = strata::GgufFile::open(opt.model);
     const strata::Tokenizer tok = strata::Tokenizer::from_gguf(*file);
     const std::vector<int32_t> ids = tok.encode(text, !opt.no_bos, opt.special);

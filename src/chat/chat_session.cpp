@@ -10,6 +10,7 @@
 #include "decode/speculative.h"
 #include "tokenizer/stream_detokenizer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json.h"
 
 namespace strata {
@@ -323,9 +324,8 @@ void ChatSession::save(const std::string& path) const {
     }
     Json root = Json::object();
     root.set("messages", std::move(list));
-    std::ofstream out(path, std::ios::binary);
-    out << root.dump(2) << "\n";
-    if (!out) fail(path, ": cannot write the conversation");
+    // Atomically: a full disk or a signal leaves an older save as it was.
+    write_file_atomically(path, root.dump(2) + "\n");
 }
 
 void ChatSession::load(const std::string& path) {

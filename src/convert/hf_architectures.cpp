@@ -3,6 +3,7 @@
 // several families (the decoder skeleton, attention, dense and expert FFNs, the Mamba mixer) are
 // named groups, so a table reads as the list of parts its model is made of.
 #include <cmath>
+#include <limits>
 
 #include "convert/hf_convert.h"
 #include "util/error.h"
@@ -16,9 +17,10 @@ using R = Transform;
 
 // Rules for values read from config.json -------------------------------------------------------
 
+// Counts come through HfConfig::integer*, which has checked them against their key's range.
 MetaRule u32_or_absent(const char* key, Keys names) {
     return {key, [names](const HfConfig& c) -> MetaValue {
-                auto v = c.number(names);
+                auto v = c.integer_if(names);
                 if (!v) return {};
                 return static_cast<uint32_t>(*v);
             }};
@@ -31,18 +33,33 @@ MetaRule u32_or(const char* key, Keys names, uint32_t fallback) {
                 return static_cast<uint32_t>(c.integer_or(names, fallback));
             }};
 }
+// A float the model divides by or raises to a power (epsilons, rope bases, scaling factors):
+// positive and finite as a float32, else an Error naming the file and the key.
+float positive_f32(const HfConfig& c, const Keys& names, double v) {
+    if (!(v > 0) || v > std::numeric_limits<float>::max() || !(static_cast<float>(v) > 0)) {
+        fail(c.path(), ": ", names.front(), " is ", v, ", expected a positive number within float32's range");
+    }
+    return static_cast<float>(v);
+}
 MetaRule f32_or_absent(const char* key, Keys names) {
     return {key, [names](const HfConfig& c) -> MetaValue {
                 auto v = c.number(names);
                 if (!v) return {};
-                return static_cast<float>(*v);
+                return positive_f32(c, names, *v);
             }};
 }
 MetaRule f32_or(const char* key, Keys names, double fallback) {
     return {key, [names, fallback](const HfConfig& c) -> MetaValue {
-                return static_cast<float>(c.number(names).value_or(fallback));
+                return positive_f32(c, names, c.number(names).value_or(fallback));
             }};
 }
+// A count worked out from others (expand × d_model, d_inner / head_dim), checked as the GGUF
+// loader will check it.
+uint32_t derived_count(const HfConfig& c, const char* what, int64_t v, int64_t min, int64_t max) {
+    if (v < min || v > max) fail(c.path(), ": ", what, " is ", v, ", expected ", min, " to ", max);
+    return static_cast<uint32_t>(v);
+}
+constexpr int64_t kMaxWidth = int64_t{1} << 24;  // the GGUF loader's limit on derived widths
 MetaRule u32_const(const char* key, uint32_t v) {
     return {key, [v](const HfConfig&) -> MetaValue { return v; }};
 }
@@ -74,7 +91,9 @@ std::string rope_scaling_type(const HfConfig& c) {
 double rope_scaling_factor(const HfConfig& c) {
     for (const char* block : {"rope_parameters", "rope_scaling"}) {
         const Json* r = c.find(block);
-        if (r && r->is_object() && r->find("factor")) return r->at("factor").as_number();
+        const Json* f = r && r->is_object() ? r->find("factor") : nullptr;
+        if (f && f->is_number()) return f->as_number();
+        if (f) fail(c.path(), ": ", block, ".factor is not a number");
     }
     fail(c.path(), ": linear rope scaling without a \"factor\"");
 }
@@ -92,7 +111,7 @@ std::vector<MetaRule> text_model_keys() {
          [](const HfConfig& c) -> MetaValue {
              auto theta = c.rope_theta();
              if (!theta) return {};
-             return static_cast<float>(*theta);
+             return positive_f32(c, {"rope_theta"}, *theta);
          }},
         f32_or_absent("attention.layer_norm_rms_epsilon", {"rms_norm_eps", "norm_eps"}),
         f32_or_absent("attention.layer_norm_epsilon", {"layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"}),
@@ -115,7 +134,7 @@ std::vector<MetaRule> rope_scaling_keys() {
         {"rope.scaling.factor",
          [](const HfConfig& c) -> MetaValue {
              if (rope_scaling_type(c).empty()) return {};
-             return static_cast<float>(rope_scaling_factor(c));
+             return positive_f32(c, {"rope_scaling.factor"}, rope_scaling_factor(c));
          }},
     };
 }
@@ -124,8 +143,10 @@ std::vector<MetaRule> llama_keys() {
     std::vector<MetaRule> k = text_model_keys();
     k.push_back(u32_or_absent("vocab_size", {"vocab_size"}));
     k.push_back({"rope.dimension_count", [](const HfConfig& c) -> MetaValue {
-                     return static_cast<uint32_t>(
-                         c.integer_or({"head_dim"}, c.integer(kEmbd) / c.integer({"num_attention_heads"})));
+                     if (auto head_dim = c.integer_if({"head_dim"})) return static_cast<uint32_t>(*head_dim);
+                     // Both counts are ≥ 1 (their ranges), so the quotient is defined.
+                     return derived_count(c, "hidden_size / num_attention_heads",
+                                          c.integer(kEmbd) / c.integer({"num_attention_heads"}), 2, kMaxWidth);
                  }});
     for (MetaRule& r : rope_scaling_keys()) k.push_back(std::move(r));
     return k;
@@ -164,7 +185,7 @@ std::vector<MetaRule> mamba_keys() {
         {"ssm.inner_size",
          [](const HfConfig& c) -> MetaValue {
              return static_cast<uint32_t>(c.integer_or({"intermediate_size", "d_inner"}, 2 * d_model(c)));
-         }},
+         }},  // 2 × d_model ≤ 2^21: inside the loader's limit
         u32_or("ssm.state_size", {"state_size", "d_state"}, 16),
         dt_rank_key({"time_step_rank", "dt_rank"}),
         f32_or("attention.layer_norm_rms_epsilon", {"layer_norm_epsilon", "rms_norm_eps"}, 1e-5),
@@ -186,12 +207,19 @@ std::vector<MetaRule> mamba2_keys() {
         u32_const("attention.head_count", 0),
         u32_required("block_count", kBlockCount),
         u32_or("ssm.conv_kernel", {"conv_kernel", "d_conv"}, 4),
-        {"ssm.inner_size", [](const HfConfig& c) -> MetaValue { return static_cast<uint32_t>(mamba2_d_inner(c)); }},
+        {"ssm.inner_size",
+         [](const HfConfig& c) -> MetaValue {
+             return derived_count(c, "the SSM inner size (expand × hidden_size)", mamba2_d_inner(c), 1, kMaxWidth);
+         }},
         u32_or("ssm.state_size", {"state_size", "d_state"}, 128),
         // Mamba-2 has one dt per head: the "rank" is the head count.
         {"ssm.time_step_rank",
          [](const HfConfig& c) -> MetaValue {
-             return static_cast<uint32_t>(mamba2_d_inner(c) / c.integer_or({"mamba_d_head", "head_dim"}, 64));
+             const int64_t d_inner = mamba2_d_inner(c), head_dim = c.integer_or({"mamba_d_head", "head_dim"}, 64);
+             if (d_inner % head_dim != 0) {
+                 fail(c.path(), ": the SSM inner size ", d_inner, " is not a multiple of head_dim ", head_dim);
+             }
+             return derived_count(c, "the SSM head count (inner size / head_dim)", d_inner / head_dim, 1, kMaxWidth);
          }},
         u32_or("ssm.group_count", {"n_groups", "num_groups"}, 1),
         f32_or("attention.layer_norm_rms_epsilon", {"layer_norm_epsilon", "rms_norm_eps"}, 1e-5),
@@ -212,7 +240,10 @@ std::vector<MetaRule> jamba_keys() {
          [](const HfConfig& c) -> MetaValue {
              const int64_t n_layer = c.integer(kBlockCount), n_kv = c.integer({"num_key_value_heads"});
              const int64_t offset = c.integer({"attn_layer_offset"}), period = c.integer({"attn_layer_period"});
-             if (period <= 0) fail(c.path(), ": attn_layer_period must be positive, got ", period);
+             if (offset >= n_layer) {
+                 fail(c.path(), ": attn_layer_offset is ", offset, ", expected a layer below num_hidden_layers (",
+                      n_layer, ")");
+             }
              std::vector<int32_t> v(static_cast<size_t>(n_layer), 0);
              for (int64_t i = offset; i < n_layer; ++i) {
                  v[static_cast<size_t>(i)] = (i - offset) % period == 0 ? static_cast<int32_t>(n_kv) : 0;
@@ -222,7 +253,8 @@ std::vector<MetaRule> jamba_keys() {
         u32_or("ssm.conv_kernel", {"mamba_d_conv"}, 4),
         {"ssm.inner_size",
          [](const HfConfig& c) -> MetaValue {
-             return static_cast<uint32_t>(c.integer({"mamba_expand"}) * d_model(c));
+             return derived_count(c, "the SSM inner size (mamba_expand × hidden_size)",
+                                  c.integer({"mamba_expand"}) * d_model(c), 1, kMaxWidth);
          }},
         u32_or("ssm.state_size", {"mamba_d_state"}, 16),
         dt_rank_key({"mamba_dt_rank"}),

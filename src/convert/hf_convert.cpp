@@ -8,26 +8,18 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <set>
 
 #include "format/safetensors.h"
-#include "format/sentencepiece_model.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace strata {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) fail(p.string(), ": cannot open");
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // Matches an HF name against a pattern with {bid}/{xid} placeholders (decimal numbers).
 bool match(const char* pattern, const std::string& name, int& bid, int& xid) {
@@ -72,7 +64,7 @@ std::vector<int64_t> transformed_shape(Transform tr, const HfConfig& cfg, std::v
     case Transform::GroupRows: {
         const int64_t groups = cfg.integer_or({"n_groups", "num_groups"}, 1);
         if (shape.size() != 1 || shape[0] % groups != 0) {
-            fail(name, ": cannot split ", shape[0], " values into ", groups, " groups");
+            fail(cfg.path(), ": tensor '", name, "' does not split into n_groups (", groups, ") equal rows");
         }
         return {groups, shape[0] / groups};
     }
@@ -90,10 +82,11 @@ std::vector<int64_t> transformed_shape(Transform tr, const HfConfig& cfg, std::v
 // (h0, h(n/2)), (h1, h(n/2+1)), … so the pair rope sees what the half rope saw.
 void permute_rows(std::vector<float>& data, const std::vector<int64_t>& shape, int64_t n_head,
                   const std::string& name) {
-    const int64_t rows = shape[0], cols = static_cast<int64_t>(data.size()) / rows;
-    if (n_head <= 0 || rows % (2 * n_head) != 0) {
+    const int64_t rows = shape.empty() ? 0 : shape[0];
+    if (n_head <= 0 || rows <= 0 || rows % (2 * n_head) != 0) {
         fail(name, ": ", rows, " rows do not split into ", n_head, " heads of pairs");
     }
+    const int64_t cols = static_cast<int64_t>(data.size()) / rows;
     const int64_t head_dim = rows / n_head, half = head_dim / 2;
     std::vector<float> out(data.size());
     for (int64_t h = 0; h < n_head; ++h) {
@@ -179,6 +172,36 @@ bool is_tied_copy(const HfConfig& cfg, const SafetensorsCheckpoint& ckpt, const 
     return false;
 }
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+// What a GGUF tensor can be (the reader's rules: 1 to 4 dimensions, each ≥ 1), and for the Q/K
+// permutation, rows that split into heads of pairs: checked before any data is read or divided.
+void check_shape(const SafetensorsTensor& t, Transform tr, const HfConfig& cfg, size_t extra_dims) {
+    if (t.shape.size() + extra_dims > static_cast<size_t>(kMaxDims)) {
+        fail(t.file, ": tensor '", t.name, "' has shape ", shape_text(t.shape), "; GGUF tensors have at most ",
+             kMaxDims, " dimensions");
+    }
+    for (int64_t d : t.shape) {
+        if (d < 1) {
+            fail(t.file, ": tensor '", t.name, "' has shape ", shape_text(t.shape),
+                 "; GGUF tensors need every dimension ≥ 1");
+        }
+    }
+    if (tr == Transform::PermuteQ || tr == Transform::PermuteK) {
+        const int64_t n_head = cfg.integer({"num_attention_heads"});
+        const int64_t heads = tr == Transform::PermuteQ ? n_head : cfg.integer_or({"num_key_value_heads"}, n_head);
+        if (t.shape.empty() || t.shape[0] % (2 * heads) != 0) {
+            fail(t.file, ": tensor '", t.name, "' has shape ", shape_text(t.shape), ", whose rows do not split into ",
+                 heads, tr == Transform::PermuteQ ? " attention" : " key/value", " heads of even size (", cfg.path(),
+                 ")");
+        }
+    }
+}
+
 void plan_tensors(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& cfg, const SafetensorsCheckpoint& ckpt) {
     std::set<std::string> stacked;  // expert tensors already planned
     for (const SafetensorsTensor* t : ckpt.tensors()) {
@@ -188,6 +211,7 @@ void plan_tensors(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& c
             int bid, xid;
             if (!match(rule.hf, t->name, bid, xid)) continue;
             matched = true;
+            check_shape(*t, rule.transform, cfg, xid >= 0 ? 1 : 0);
             const std::string name = expand(rule.gguf, bid);
             if (name == "output.weight" && is_tied_copy(cfg, ckpt, *t, arch.tensors)) {
                 continue;
@@ -228,143 +252,6 @@ void plan_tensors(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& c
     }
 }
 
-// tokenizer.json's BPE (byte-level, GPT-2 style): tokens by id, added tokens typed CONTROL when
-// special and USER_DEFINED otherwise, merges as "a b". The pre-tokenizer is written as "default"
-// (GPT-2's split); llama.cpp recognizes others by hashing a test tokenization, which needs the
-// tokenizer itself.
-int64_t add_bpe_vocab(GgufWriter& w, const Json& tj, const HfConfig& cfg, const std::string& source) {
-    const Json* model = tj.find("model");
-    const Json* type = model ? model->find("type") : nullptr;
-    if (!model || !type || !type->is_string() || type->as_string() != "BPE") {
-        fail(source, ": model.type is not \"BPE\"");
-    }
-    std::map<int64_t, std::pair<std::string, PieceType>> by_id;  // GGUF token types number like SentencePiece's
-    for (const auto& [text, id] : model->at("vocab").members()) by_id[id.as_int()] = {text, PieceType::Normal};
-    if (const Json* added = tj.find("added_tokens"); added && added->is_array()) {
-        for (const Json& a : added->items()) {
-            const Json* special = a.find("special");
-            by_id[a.at("id").as_int()] = {a.at("content").as_string(),
-                                          special && special->as_bool() ? PieceType::Control : PieceType::UserDefined};
-        }
-    }
-    const int64_t n = std::max(cfg.integer_or({"vocab_size"}, 0), by_id.empty() ? 0 : by_id.rbegin()->first + 1);
-    std::vector<std::string> tokens(static_cast<size_t>(n));
-    std::vector<int32_t> types(static_cast<size_t>(n), static_cast<int32_t>(PieceType::Unused));
-    for (int64_t i = 0; i < n; ++i) {
-        auto it = by_id.find(i);
-        if (it == by_id.end()) {
-            tokens[i] = "[PAD" + std::to_string(i) + "]";
-        } else {
-            tokens[i] = it->second.first;
-            types[i] = static_cast<int32_t>(it->second.second);
-        }
-    }
-    std::vector<std::string> merges;
-    if (const Json* m = model->find("merges"); m && m->is_array()) {
-        for (const Json& merge : m->items()) {
-            merges.push_back(merge.is_string() ? merge.as_string() : merge[0].as_string() + " " + merge[1].as_string());
-        }
-    }
-    w.set_string("tokenizer.ggml.model", "gpt2");
-    w.set_string("tokenizer.ggml.pre", "default");
-    w.set_strings("tokenizer.ggml.tokens", tokens);
-    w.set_i32_array("tokenizer.ggml.token_type", types);
-    w.set_strings("tokenizer.ggml.merges", merges);
-    return n;
-}
-
-// tokenizer_config.json's added_tokens_decoder overrides pieces of tokenizer.model, as
-// llama.cpp's converter applies it (special ones become CONTROL, the rest USER_DEFINED).
-void apply_added_tokens(SentencePieceModel& sp, const Json& tok_config) {
-    const Json* decoder = tok_config.find("added_tokens_decoder");
-    if (!decoder || !decoder->is_object()) return;
-    for (const auto& [id_text, entry] : decoder->members()) {
-        const size_t id = std::stoul(id_text);
-        if (id >= sp.pieces.size()) sp.pieces.resize(id + 1, {"", 0.0f, PieceType::Unused});
-        const Json* special = entry.find("special");
-        sp.pieces[id].text = entry.at("content").as_string();
-        sp.pieces[id].type = special && special->as_bool() ? PieceType::Control : PieceType::UserDefined;
-        sp.pieces[id].score = -1000.0f;
-    }
-}
-
-// gguf-py's SpecialVocab: ids from tokenizer.json's added tokens named by tokenizer_config.json,
-// then config.json's *_token_id; the add_*_token flags; the chat template.
-void add_special_tokens(GgufWriter& w, const fs::path& dir, const HfConfig& cfg, const Json& tok_config,
-                        const Json* tok_json, int64_t n_vocab) {
-    static const char* const kTypes[] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
-    static const char* const kKeys[] = {"bos_token_id",     "eos_token_id", "unknown_token_id", "seperator_token_id",
-                                        "padding_token_id", "cls_token_id", "mask_token_id"};  // llama.cpp's spelling
-    std::vector<std::pair<size_t, int64_t>> ids;  // (type, id) in the order found
-    auto have = [&](size_t t) {
-        return std::any_of(ids.begin(), ids.end(), [t](const auto& p) { return p.first == t; });
-    };
-    if (tok_json && tok_json->find("added_tokens")) {
-        for (size_t t = 0; t < std::size(kTypes); ++t) {
-            const Json* entry = tok_config.find(std::string(kTypes[t]) + "_token");
-            if (entry && entry->is_object()) entry = entry->find("content");
-            if (!entry || !entry->is_string()) continue;
-            for (const Json& a : tok_json->at("added_tokens").items()) {
-                if (a.at("content").as_string() == entry->as_string()) {
-                    ids.emplace_back(t, a.at("id").as_int());
-                    break;
-                }
-            }
-        }
-    }
-    for (size_t t = 0; t < std::size(kTypes); ++t) {
-        const Json* v = cfg.find((std::string(kTypes[t]) + "_token_id").c_str());
-        if (v && v->is_number() && !have(t) && v->as_int() >= 0 && v->as_int() < n_vocab) {
-            ids.emplace_back(t, v->as_int());
-        }
-    }
-    for (const auto& [t, id] : ids) w.set_u32(std::string("tokenizer.ggml.") + kKeys[t], static_cast<uint32_t>(id));
-    for (const char* t : {"bos", "eos", "sep"}) {
-        const Json* v = tok_config.find(std::string("add_") + t + "_token");
-        if (v && v->kind() == Json::Kind::Bool) {
-            w.set_bool(std::string("tokenizer.ggml.add_") + t + "_token", v->as_bool());
-        }
-    }
-    const Json* tmpl = tok_config.find("chat_template");
-    if (tmpl && tmpl->is_string()) {
-        w.set_string("tokenizer.chat_template", tmpl->as_string());
-    } else if (tmpl && tmpl->is_array()) {  // [{name, template}]: "default" plus named ones
-        std::vector<std::string> names;
-        for (const Json& t : tmpl->items()) {
-            const std::string name = t.at("name").as_string();
-            if (name == "default") {
-                w.set_string("tokenizer.chat_template", t.at("template").as_string());
-            } else {
-                w.set_string("tokenizer.chat_template." + name, t.at("template").as_string());
-                names.push_back(name);
-            }
-        }
-        if (!names.empty()) w.set_strings("tokenizer.chat_templates", names);
-    } else if (fs::exists(dir / "chat_template.jinja")) {
-        w.set_string("tokenizer.chat_template", read_file(dir / "chat_template.jinja"));
-    }
-}
-
-void add_hf_vocab(GgufWriter& w, const fs::path& dir, const HfConfig& cfg) {
-    const fs::path sp_path = dir / "tokenizer.model", tj_path = dir / "tokenizer.json",
-                   tc_path = dir / "tokenizer_config.json";
-    const Json tok_config = fs::exists(tc_path) ? Json::parse(read_file(tc_path), tc_path.string()) : Json::object();
-    std::optional<Json> tok_json;
-    if (fs::exists(tj_path)) tok_json = Json::parse(read_file(tj_path), tj_path.string());
-    int64_t n_vocab = 0;
-    if (fs::exists(sp_path)) {
-        SentencePieceModel sp = read_sentencepiece_model(sp_path.string());
-        apply_added_tokens(sp, tok_config);
-        n_vocab = cfg.integer_or({"vocab_size"}, static_cast<int64_t>(sp.pieces.size()));
-        add_llama_vocab(w, sp, n_vocab, sp_path.string());
-    } else if (tok_json) {
-        n_vocab = add_bpe_vocab(w, *tok_json, cfg, tj_path.string());
-    } else {
-        fail(dir.string(), ": no tokenizer.model or tokenizer.json");
-    }
-    add_special_tokens(w, dir, cfg, tok_config, tok_json ? &*tok_json : nullptr, n_vocab);
-}
-
 // Values written through the table, kept to fill in ModelFacts for the quantization rules.
 void add_arch_metadata(ModelPlan& plan, const HfArchitecture& arch, const HfConfig& cfg) {
     GgufWriter& w = plan.writer;
@@ -387,6 +274,20 @@ void add_arch_metadata(ModelPlan& plan, const HfArchitecture& arch, const HfConf
         if (auto* a = std::get_if<std::vector<int32_t>>(&it->second)) return a->empty() ? 0 : (*a)[0];
         return 0;
     };
+    // Relations the GGUF loader checks, refused here so that convert never writes a file it
+    // cannot load: the router picks k of n experts; query heads share key/value heads evenly.
+    const int n_expert = count("expert_count"), n_used = count("expert_used_count");
+    if (n_expert > 0 && (n_used < 1 || n_used > n_expert)) {
+        fail(cfg.path(), ": num_experts_per_tok is ", n_used, ", expected 1 to the expert count (", n_expert, ")");
+    }
+    const auto kv = written.find("attention.head_count_kv");
+    if (kv != written.end() && std::holds_alternative<uint32_t>(kv->second)) {
+        const int n_head = count("attention.head_count"), n_kv = count("attention.head_count_kv");
+        if (n_head > 0 && n_head % n_kv != 0) {
+            fail(cfg.path(), ": num_attention_heads (", n_head, ") is not a multiple of num_key_value_heads (", n_kv,
+                 ")");
+        }
+    }
     plan.facts.arch = arch.gguf_arch;
     plan.facts.n_layer = count("block_count");
     plan.facts.n_head = count("attention.head_count");
@@ -396,48 +297,6 @@ void add_arch_metadata(ModelPlan& plan, const HfArchitecture& arch, const HfConf
 }
 
 }  // namespace
-
-const Json* HfConfig::find(const char* key) const {
-    const Json* v = json_.find(key);
-    return v && !v->is_null() ? v : nullptr;
-}
-
-std::optional<double> HfConfig::number(const Keys& keys) const {
-    for (const char* k : keys) {
-        const Json* v = find(k);
-        if (v && v->is_number()) return v->as_number();
-    }
-    return std::nullopt;
-}
-
-int64_t HfConfig::integer(const Keys& keys) const {
-    auto v = number(keys);
-    if (!v) {
-        std::string names;
-        for (const char* k : keys) names += (names.empty() ? "" : ", ") + std::string(k);
-        fail(path_, ": missing key (one of: ", names, ")");
-    }
-    if (*v != std::floor(*v)) fail(path_, ": ", keys.front(), " is ", *v, ", expected an integer");
-    return static_cast<int64_t>(*v);
-}
-
-int64_t HfConfig::integer_or(const Keys& keys, int64_t fallback) const {
-    return number(keys) ? integer(keys) : fallback;
-}
-
-std::string HfConfig::string_or(const char* key, const std::string& fallback) const {
-    const Json* v = find(key);
-    return v && v->is_string() ? v->as_string() : fallback;
-}
-
-std::optional<double> HfConfig::rope_theta() const {
-    const Json* p = find("rope_parameters");
-    if (p && p->is_object()) {
-        const Json* t = p->find("rope_theta");
-        if (t && t->is_number()) return t->as_number();
-    }
-    return number({"rope_theta"});
-}
 
 std::string model_title(const std::string& id) {
     // Python's str.title() on all-lowercase words, except versions ("v2") and numbers.
@@ -516,7 +375,7 @@ ModelPlan plan_hf_conversion(const std::string& dir) {
     const fs::path config_path = fs::path(dir) / "config.json";
     if (!fs::is_directory(dir)) fail(dir, ": not a directory (expected a Hugging Face model folder)");
     auto cfg =
-        std::make_shared<HfConfig>(Json::parse(read_file(config_path), config_path.string()), config_path.string());
+        std::make_shared<HfConfig>(Json::parse(read_file(config_path.string()), config_path.string()), config_path.string());
     const Json* classes = cfg->find("architectures");
     if (!classes || !classes->is_array() || classes->size() == 0 || !(*classes)[0].is_string()) {
         fail(config_path.string(), ": no \"architectures\" list naming the model class");
@@ -532,12 +391,23 @@ ModelPlan plan_hf_conversion(const std::string& dir) {
     auto ckpt = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir));
     plan.keep_alive.push_back(ckpt);
     plan.keep_alive.push_back(cfg);
+    plan.inputs = ckpt->paths();
+    for (const char* f : {"config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
+        plan.inputs.push_back((fs::path(dir) / f).string());
+    }
     fs::path folder = fs::absolute(dir).lexically_normal();
     if (!folder.has_filename()) folder = folder.parent_path();  // "models/llama/" or "."
     add_general_metadata(plan.writer, arch->gguf_arch, model_title(folder.filename().string()));
     add_arch_metadata(plan, *arch, *cfg);
     plan.writer.set_u32("general.quantization_version", 2);
-    add_hf_vocab(plan.writer, dir, *cfg);
+    // The embedding's rows bound every token id (and the vocabulary must match them).
+    std::optional<int64_t> embd_rows;
+    std::string embd_name;
+    for (const TensorRule& r : arch->tensors) {
+        const SafetensorsTensor* e = std::strcmp(r.gguf, "token_embd.weight") == 0 ? ckpt->find(r.hf) : nullptr;
+        if (e && e->shape.size() == 2) embd_rows = e->shape[0], embd_name = e->file + ": tensor '" + e->name + "'";
+    }
+    add_hf_vocab(plan.writer, dir, *cfg, embd_rows, embd_name);
     plan_tensors(plan, *arch, *cfg, *ckpt);
     set_size_label(plan);
     return plan;

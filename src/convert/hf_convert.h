@@ -33,23 +33,39 @@ std::string model_title(const std::string& id);
 
 // The architecture tables (hf_architectures.cpp) ------------------------------------------------
 
+// config.json. Every count is read through integer*(), which checks it against its key's range
+// (kCountRanges in hf_config.cpp: the one place the limits live) before anything uses it; an
+// error names the file, the key and the value.
 class HfConfig {
 public:
     HfConfig(Json json, std::string path) : json_(std::move(json)), path_(std::move(path)) {}
     const std::string& path() const { return path_; }
     const Json* find(const char* key) const;  // null values count as absent
     using Keys = std::vector<const char*>;    // alternative spellings, first present wins
+    // A finite number (rope_theta, an epsilon), or none.
     std::optional<double> number(const Keys& keys) const;
-    int64_t integer(const Keys& keys) const;  // throws Error naming the keys and the file
+    std::optional<int64_t> integer_if(const Keys& keys) const;  // a count within its range, or none
+    int64_t integer(const Keys& keys) const;                    // the same, required
     int64_t integer_or(const Keys& keys, int64_t fallback) const;
     std::string string_or(const char* key, const std::string& fallback) const;
     // rope_parameters.rope_theta (transformers 5) or rope_theta (older).
     std::optional<double> rope_theta() const;
 
 private:
+    const Json* find_number(const Keys& keys, const char** found) const;
     Json json_;
     std::string path_;
 };
+
+// The vocabulary (hf_tokenizer.cpp): tokenizer.model, else tokenizer.json, with
+// tokenizer_config.json, as tokenizer.* keys; returns the token count. `embd_rows`, the rows of
+// the checkpoint's token embedding (named `embd_name` in errors) when it has one, bounds every
+// token id and must equal the count.
+int64_t add_hf_vocab(GgufWriter& w, const std::string& dir, const HfConfig& cfg,
+                     std::optional<int64_t> embd_rows, const std::string& embd_name);
+
+// A number from a JSON file, for a message: integers as integers, anything else with all its digits.
+std::string json_number_text(double d);
 
 // A metadata value; monostate means "not written" (an optional key absent from config.json).
 using MetaValue = std::variant<std::monostate, uint32_t, float, bool, std::string, std::vector<int32_t>>;

@@ -2,12 +2,16 @@
 // for it, so conversion needs memory for one tensor only.
 #include "convert/llama2c.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "convert/hf_convert.h"
 #include "util/error.h"
+#include "util/files.h"
+#include "util/limits.h"
 
 namespace strata {
 
@@ -71,31 +75,44 @@ SentencePieceModel placeholder_vocab(int vocab_size) {
 }  // namespace
 
 Llama2cConfig read_llama2c_config(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, ": cannot open");
+    size_t actual = 0;
+    const int fd = open_regular_file(path, &actual);
     int32_t h[7] = {};
-    in.read(reinterpret_cast<char*>(h), sizeof h);
-    if (!in) fail(path, ": shorter than the 28-byte llama2.c header");
+    const bool whole = ::read(fd, h, sizeof h) == static_cast<ssize_t>(sizeof h);
+    ::close(fd);
+    if (!whole) fail(path, ": shorter than the 28-byte llama2.c header");
     if (static_cast<uint32_t>(h[0]) == kExportMagic) {
         fail(path, ": llama2.c export version ", h[1],
              " is not supported (only the legacy run.c format: export.py --version 0)");
+    }
+    // Every field within its range before any arithmetic (util/limits.h): the layout's products
+    // then stay far inside int64, and a negative vocab_size has a magnitude to take.
+    struct Field {
+        const char* name;
+        int64_t min, max;
+    };
+    static constexpr Field kFields[7] = {
+        {"dim", 1, limits::kMaxDim},          {"hidden_dim", 1, limits::kMaxDim},
+        {"n_layers", 1, limits::kMaxLayers},  {"n_heads", 1, limits::kMaxDim},
+        {"n_kv_heads", 1, limits::kMaxDim},   {"vocab_size", -limits::kMaxVocab, limits::kMaxVocab},
+        {"seq_len", 1, limits::kMaxContext},
+    };
+    for (int i = 0; i < 7; ++i) {
+        const Field& f = kFields[i];
+        if (h[i] < f.min || h[i] > f.max || h[i] == 0) {
+            fail(path, ": header field ", f.name, " is ", h[i], ", expected ", i == 5 ? "±1 to " : "1 to ", f.max,
+                 i == 5 ? " (negative: an unshared classifier)" : "");
+        }
     }
     Llama2cConfig c;
     c.dim = h[0], c.hidden_dim = h[1], c.n_layers = h[2], c.n_heads = h[3], c.n_kv_heads = h[4], c.seq_len = h[6];
     c.shared_classifier = h[5] > 0;
     c.vocab_size = h[5] < 0 ? -h[5] : h[5];
-    const char* names[] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
-    for (int i = 0; i < 7; ++i) {
-        if (h[i] == 0 || (i != 5 && h[i] < 0)) {
-            fail(path, ": header field ", names[i], " is ", h[i], ", expected a positive number");
-        }
-    }
     if (c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 || (c.dim / c.n_heads) % 2 != 0) {
         fail(path, ": dim ", c.dim, ", n_heads ", c.n_heads, ", n_kv_heads ", c.n_kv_heads,
              " do not form heads of even size with whole KV groups");
     }
     const uint64_t expected = 28 + 4 * static_cast<uint64_t>(layout_of(c).end);
-    const uint64_t actual = fs::file_size(path);
     if (actual != expected) {
         fail(path, ": ", actual, " bytes, but the header (dim ", c.dim, ", hidden ", c.hidden_dim, ", ", c.n_layers,
              " layers, vocab ", c.vocab_size, c.shared_classifier ? ", shared" : ", unshared", " classifier, seq_len ",
@@ -105,23 +122,27 @@ Llama2cConfig read_llama2c_config(const std::string& path) {
 }
 
 SentencePieceModel read_llama2c_tokenizer(const std::string& path, int vocab_size) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, ": cannot open");
+    const std::string bytes = read_file(path);
+    size_t at = 0;
+    // Each length is checked against the bytes left before anything is allocated for it.
+    auto take = [&](void* out, size_t n) {
+        if (n > bytes.size() - at) return false;
+        std::memcpy(out, bytes.data() + at, n);
+        at += n;
+        return true;
+    };
     SentencePieceModel sp;
     int32_t max_len = 0;
-    in.read(reinterpret_cast<char*>(&max_len), 4);
-    if (!in || max_len <= 0) fail(path, ": not a llama2.c tokenizer.bin (max_token_length ", max_len, ")");
+    if (!take(&max_len, 4) || max_len <= 0) fail(path, ": not a llama2.c tokenizer.bin (max_token_length ", max_len, ")");
     for (int i = 0; i < vocab_size; ++i) {
         float score = 0;
         int32_t len = 0;
-        in.read(reinterpret_cast<char*>(&score), 4);
-        in.read(reinterpret_cast<char*>(&len), 4);
-        if (!in || len < 0 || len > max_len) {
+        if (!take(&score, 4) || !take(&len, 4) || len < 0 || len > max_len ||
+            static_cast<size_t>(len) > bytes.size() - at) {
             fail(path, ": token ", i, " of ", vocab_size, " is truncated or longer than ", max_len, " bytes");
         }
-        std::string text(static_cast<size_t>(len), '\0');
-        in.read(text.data(), len);
-        if (!in) fail(path, ": token ", i, " of ", vocab_size, " is truncated");
+        std::string text = bytes.substr(at, static_cast<size_t>(len));
+        at += static_cast<size_t>(len);
         PieceType type = PieceType::Normal;
         if (text == "\n<s>\n" || text == "\n</s>\n") {
             text = text.substr(1, text.size() - 2);
@@ -131,14 +152,13 @@ SentencePieceModel read_llama2c_tokenizer(const std::string& path, int vocab_siz
         } else if (byte_piece(text) >= 0) {
             type = PieceType::Byte;
         } else {
-            for (size_t at = text.find(' '); at != std::string::npos; at = text.find(' ', at + 3)) {
-                text.replace(at, 1, "\xE2\x96\x81");
+            for (size_t sp_at = text.find(' '); sp_at != std::string::npos; sp_at = text.find(' ', sp_at + 3)) {
+                text.replace(sp_at, 1, "\xE2\x96\x81");
             }
         }
         sp.pieces.push_back({std::move(text), score, type});
     }
-    in.peek();
-    if (!in.eof()) fail(path, ": has more than the model's ", vocab_size, " tokens");
+    if (at != bytes.size()) fail(path, ": has more than the model's ", vocab_size, " tokens");
     for (const auto& p : sp.pieces) sp.byte_fallback |= p.type == PieceType::Byte;
     return sp;
 }
@@ -149,6 +169,7 @@ ModelPlan plan_llama2c_conversion(const std::string& checkpoint, const std::stri
     const int64_t head_size = c.dim / c.n_heads, kv_dim = c.n_kv_heads * head_size, dim = c.dim, hidden = c.hidden_dim;
 
     ModelPlan plan;
+    plan.inputs = {checkpoint, vocab};
     GgufWriter& w = plan.writer;
     add_general_metadata(w, "llama", model_title(fs::path(checkpoint).stem().string()));
     w.set_u32("llama.block_count", static_cast<uint32_t>(c.n_layers));
@@ -176,8 +197,9 @@ ModelPlan plan_llama2c_conversion(const std::string& checkpoint, const std::stri
         sp = read_llama2c_tokenizer(vocab, c.vocab_size);
     }
     add_llama_vocab(w, sp, c.vocab_size, vocab.empty() ? checkpoint : vocab);
-    w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(sp.bos_id));
-    w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(sp.eos_id));
+    // Only ids inside the vocabulary (a tiny one has no room for run.c's BOS 1 and EOS 2).
+    if (sp.bos_id >= 0 && sp.bos_id < c.vocab_size) w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(sp.bos_id));
+    if (sp.eos_id >= 0 && sp.eos_id < c.vocab_size) w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(sp.eos_id));
     w.set_bool("tokenizer.ggml.add_bos_token", true);
     w.set_bool("tokenizer.ggml.add_eos_token", false);
 

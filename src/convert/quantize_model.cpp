@@ -11,10 +11,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 
 #include "tensor/quant.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/progress.h"
 #include "util/thread_pool.h"
 
@@ -263,6 +263,7 @@ std::vector<GgmlType> choose_tensor_types(const ModelFacts& facts, const std::ve
 
 WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::string& path, int n_threads) {
     const auto t0 = std::chrono::steady_clock::now();
+    check_output_path(path, plan.inputs);  // before any work; the writer checks again when it opens
     WriteSummary s;
     const std::vector<GgmlType> types = choose_tensor_types(plan.facts, plan.tensors, mix, &s.fallbacks);
     for (GgmlType t : types) {
@@ -319,17 +320,9 @@ WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::
         });
     }
 
-    // Written under a temporary name and renamed when complete: a failure never leaves a
-    // truncated file that looks like a model.
-    const std::string tmp = path + ".strata-tmp";
-    try {
-        writer.write(tmp);
-        std::filesystem::rename(tmp, path);
-    } catch (...) {
-        std::error_code ec;
-        std::filesystem::remove(tmp, ec);
-        throw;
-    }
+    // The writer goes through a temporary file renamed when complete: a failure never leaves a
+    // truncated file that looks like a model, and never touches the inputs.
+    writer.write(path, {}, plan.inputs);
     bar.finish();
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return s;
@@ -405,6 +398,7 @@ ModelPlan plan_from_gguf(std::shared_ptr<const GgufFile> file) {
         };
         plan.tensors.push_back(std::move(t));
     }
+    plan.inputs.push_back(file->path());
     plan.keep_alive.push_back(std::move(file));
     return plan;
 }

@@ -55,6 +55,7 @@ struct ModelPlan {
     ModelFacts facts;
     std::vector<TensorSource> tensors;
     std::vector<std::shared_ptr<const void>> keep_alive;
+    std::vector<std::string> inputs;  // every file read: the output may be none of them
     std::vector<std::string> notes;  // what the user should hear about the conversion
 };
 
@@ -80,7 +81,8 @@ std::vector<GgmlType> choose_tensor_types(const ModelFacts& facts, const std::ve
                                           const QuantMix& mix, std::vector<std::string>* fallback_notes = nullptr);
 
 // Converts and writes the plan to `path` through a temporary file renamed at the end, so a
-// failure never leaves a partial file under that name. Rows are quantized on n_threads threads;
+// failure never leaves a partial file under that name; refuses a `path` that is one of
+// plan.inputs or an existing non-regular file. Rows are quantized on n_threads threads;
 // a progress bar shows on a terminal.
 WriteSummary write_model(const ModelPlan& plan, const QuantMix& mix, const std::string& path, int n_threads);
 

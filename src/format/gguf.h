@@ -169,8 +169,11 @@ public:
     void add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne, const void* data);
 
     void set_alignment(uint32_t alignment);
-    // Writes everything; calls on_tensor(i, n) after each tensor (progress).
-    void write(const std::string& path, const std::function<void(size_t, size_t)>& on_tensor = {}) const;
+    // Writes everything; calls on_tensor(i, n) after each tensor (progress). The file appears
+    // under `path` only when complete (util/files.h's AtomicFile): a failure or a signal leaves
+    // whatever was there. Refuses a `path` that is one of `inputs` or an existing non-regular file.
+    void write(const std::string& path, const std::function<void(size_t, size_t)>& on_tensor = {},
+               const std::vector<std::string>& inputs = {}) const;
 
 private:
     void set_raw(const std::string& key, GgufType type, std::string bytes);

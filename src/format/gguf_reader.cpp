@@ -12,6 +12,7 @@
 
 #include "format/gguf.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace strata {
 
@@ -263,14 +264,7 @@ void GgufFile::parse() {
 std::unique_ptr<GgufFile> GgufFile::open(const std::string& path, Options options) {
     std::unique_ptr<GgufFile> f(new GgufFile());
     f->path_ = path;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(path, ": cannot open: ", std::strerror(errno));
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        fail(path, ": not a regular file");
-    }
-    f->size_ = static_cast<size_t>(st.st_size);
+    const int fd = open_regular_file(path, &f->size_);  // a FIFO is refused, not waited on
     if (options.use_mmap && f->size_ > 0) {
         void* p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p != MAP_FAILED) {

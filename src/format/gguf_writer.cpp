@@ -1,10 +1,10 @@
 // GGUF v3 writer: header, metadata and tensor infos first (sizes are known from type and shape),
 // then each tensor's bytes produced on demand and padded to the alignment.
 #include <cstring>
-#include <fstream>
 
 #include "format/gguf.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace strata {
 
@@ -100,25 +100,33 @@ void GgufWriter::set_alignment(uint32_t alignment) {
 }
 
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne, Producer produce) {
+    // What the reader would refuse is never written: 1 to 4 dimensions, each positive, a byte
+    // size that fits.
     if (ne.empty() || ne.size() > static_cast<size_t>(kMaxDims)) fail("tensor '", name, "': ", ne.size(), " dimensions");
     int64_t rows = 1;
-    for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
+    for (size_t d = 0; d < ne.size(); ++d) {
+        if (ne[d] <= 0) fail("tensor '", name, "': dimension ", d, " is ", ne[d], " (GGUF needs positive dimensions)");
+        if (d > 0 && __builtin_mul_overflow(rows, ne[d], &rows)) fail("tensor '", name, "': element count overflows");
+    }
     for (const Tensor& t : tensors_) {
         if (t.name == name) fail("duplicate tensor name '", name, "' in GGUF writer");
     }
-    size_t nbytes = row_size(type, ne[0]) * static_cast<size_t>(rows);
+    size_t nbytes = 0;
+    if (__builtin_mul_overflow(row_size(type, ne[0]), static_cast<size_t>(rows), &nbytes)) {
+        fail("tensor '", name, "': byte size overflows");
+    }
     tensors_.push_back({name, type, std::move(ne), nbytes, std::move(produce)});
 }
 
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne, const void* data) {
     const uint8_t* bytes = static_cast<const uint8_t*>(data);
-    int64_t rows = 1;
-    for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
-    size_t nbytes = ne.empty() ? 0 : row_size(type, ne[0]) * static_cast<size_t>(rows);
-    add_tensor(name, type, std::move(ne), [bytes, nbytes](std::vector<uint8_t>& out) { out.assign(bytes, bytes + nbytes); });
+    add_tensor(name, type, std::move(ne), Producer{});
+    Tensor& t = tensors_.back();
+    t.produce = [bytes, nbytes = t.nbytes](std::vector<uint8_t>& out) { out.assign(bytes, bytes + nbytes); };
 }
 
-void GgufWriter::write(const std::string& path, const std::function<void(size_t, size_t)>& on_tensor) const {
+void GgufWriter::write(const std::string& path, const std::function<void(size_t, size_t)>& on_tensor,
+                       const std::vector<std::string>& inputs) const {
     std::string head;
     put<uint32_t>(head, kGgufMagic);
     put<uint32_t>(head, 3);
@@ -140,9 +148,8 @@ void GgufWriter::write(const std::string& path, const std::function<void(size_t,
     }
     head.resize((head.size() + alignment_ - 1) / alignment_ * alignment_, '\0');
 
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) fail(path, ": cannot open for writing");
-    out.write(head.data(), static_cast<std::streamsize>(head.size()));
+    AtomicFile out(path, inputs);
+    out.write(head.data(), head.size());
     std::vector<uint8_t> buf;
     const char zeros[64] = {};
     for (size_t i = 0; i < tensors_.size(); ++i) {
@@ -152,17 +159,16 @@ void GgufWriter::write(const std::string& path, const std::function<void(size_t,
         if (buf.size() != t.nbytes) {
             fail(path, ": tensor '", t.name, "' produced ", buf.size(), " bytes, expected ", t.nbytes);
         }
-        out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+        out.write(buf.data(), buf.size());
         size_t pad = (alignment_ - t.nbytes % alignment_) % alignment_;
         while (pad > 0) {
             size_t n = std::min(pad, sizeof zeros);
-            out.write(zeros, static_cast<std::streamsize>(n));
+            out.write(zeros, n);
             pad -= n;
         }
         if (on_tensor) on_tensor(i + 1, tensors_.size());
     }
-    out.flush();
-    if (!out) fail(path, ": write failed (disk full?)");
+    out.commit();
 }
 
 }  // namespace strata

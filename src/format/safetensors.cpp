@@ -8,13 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "tensor/float16.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json.h"
 
 namespace strata {
@@ -26,6 +26,7 @@ namespace {
 // The header is JSON text; anything near this size is a corrupt length, not a real header
 // (real ones are a few hundred bytes per tensor).
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+constexpr double kMaxExactDouble = 9007199254740992.0;  // 2^53: JSON numbers above it are not exact integers
 
 size_t dtype_size(const std::string& dtype) {
     if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
@@ -33,12 +34,6 @@ size_t dtype_size(const std::string& dtype) {
     if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
     if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" || dtype == "F8_E5M2") return 1;
     return 0;
-}
-
-std::string read_text_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path.string(), ": cannot open");
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 SafetensorsTensor parse_entry(const std::string& path, const std::string& name, const Json& entry, const uint8_t* data,
@@ -57,26 +52,43 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
     t.dtype = dtype->as_string();
     const size_t elem = dtype_size(t.dtype);
     if (elem == 0) fail(path, ": tensor '", name, "': unknown dtype '", t.dtype, "'");
+    // Every number is checked as a double before it becomes an integer (a cast out of range is
+    // undefined), and the element count with overflow-safe products: it must equal the bytes the
+    // offsets give, which lie inside the file.
+    bool has_zero = false;
     uint64_t n = 1;
     for (const Json& d : shape->items()) {
-        if (!d.is_number() || d.as_number() < 0) {
-            fail(path, ": tensor '", name, "': shape entries must be non-negative integers");
+        const double v = d.is_number() ? d.as_number() : -1;
+        if (!d.is_number() || v != std::floor(v) || v < 0 || v > kMaxExactDouble) {
+            fail(path, ": tensor '", name, "': shape entries must be integers from 0 to 2^53, got ", d.dump());
         }
-        t.shape.push_back(d.as_int());
-        n *= static_cast<uint64_t>(t.shape.back());
+        t.shape.push_back(static_cast<int64_t>(v));
+        if (v == 0) has_zero = true;
+        else if (__builtin_mul_overflow(n, static_cast<uint64_t>(v), &n)) n = UINT64_MAX;  // past any file: caught below
     }
-    const double begin_d = (*offsets)[0].as_number(), end_d = (*offsets)[1].as_number();
-    if (begin_d < 0 || end_d < begin_d) {
-        fail(path, ": tensor '", name, "': data_offsets [", begin_d, ", ", end_d, "] are not ordered");
+    if (has_zero) n = 0;
+    uint64_t need = 0;
+    if (__builtin_mul_overflow(n, static_cast<uint64_t>(elem), &need)) need = UINT64_MAX;
+    double offset[2];
+    for (size_t i = 0; i < 2; ++i) {
+        const Json& o = (*offsets)[i];
+        offset[i] = o.is_number() ? o.as_number() : -1;
+        if (!o.is_number() || offset[i] != std::floor(offset[i]) || offset[i] < 0) {
+            fail(path, ": tensor '", name, "': data_offsets must be non-negative integers, got ", offsets->dump());
+        }
     }
-    const auto begin = static_cast<uint64_t>(begin_d), end = static_cast<uint64_t>(end_d);
-    if (end > data_size) {
-        fail(path, ": tensor '", name, "' ends at byte ", end, " of the data section, but the file holds only ",
+    if (offset[1] < offset[0]) {
+        fail(path, ": tensor '", name, "': data_offsets [", offset[0], ", ", offset[1], "] are not ordered");
+    }
+    if (offset[1] > static_cast<double>(data_size)) {
+        fail(path, ": tensor '", name, "' ends at byte ", offset[1], " of the data section, but the file holds only ",
              data_size, " (truncated file?)");
     }
-    if (end - begin != n * elem) {
-        fail(path, ": tensor '", name, "': ", t.dtype, " shape of ", n, " elements needs ", n * elem,
-             " bytes, data_offsets give ", end - begin);
+    const auto begin = static_cast<uint64_t>(offset[0]), end = static_cast<uint64_t>(offset[1]);
+    if (end - begin != need) {
+        fail(path, ": tensor '", name, "': ", t.dtype, " shape of ", need == UINT64_MAX ? "too many" : std::to_string(n),
+             " elements needs ", need == UINT64_MAX ? "more" : std::to_string(need), " bytes, data_offsets give ",
+             end - begin);
     }
     t.data = data + begin;
     t.nbytes = static_cast<size_t>(end - begin);
@@ -86,7 +98,11 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
 }  // namespace
 
 int64_t SafetensorsTensor::n_elements() const {
+    // The reader checked that the product of a shape without zeros fits its bytes.
     int64_t n = 1;
+    for (int64_t d : shape) {
+        if (d == 0) return 0;
+    }
     for (int64_t d : shape) n *= d;
     return n;
 }
@@ -94,14 +110,7 @@ int64_t SafetensorsTensor::n_elements() const {
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
     f->path_ = path;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(path, ": cannot open (", std::strerror(errno), ")");
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        fail(path, ": not a regular file");
-    }
-    f->size_ = static_cast<size_t>(st.st_size);
+    const int fd = open_regular_file(path, &f->size_);
     if (f->size_ < 8) {
         ::close(fd);
         fail(path, ": ", f->size_,
@@ -144,11 +153,15 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
     std::vector<std::string> shards;
     std::map<std::string, std::string> expected;  // tensor -> shard, from the index
     if (fs::exists(index)) {
-        const Json j = Json::parse(read_text_file(index), index.string());
+        c.index_ = index.string();
+        const Json j = Json::parse(read_file(index.string()), index.string());
         const Json* map = j.find("weight_map");
         if (!map || !map->is_object()) fail(index.string(), ": no \"weight_map\" object");
         for (const auto& [name, shard] : map->members()) {
-            if (!shard.is_string()) fail(index.string(), ": weight_map[\"", name, "\"] is not a file name");
+            if (!shard.is_string() || shard.as_string().empty() || shard.as_string().find('/') != std::string::npos ||
+                shard.as_string() == "." || shard.as_string() == "..") {
+                fail(index.string(), ": weight_map[\"", name, "\"] is not a file name in the folder");
+            }
             expected[name] = shard.as_string();
             if (std::find(shards.begin(), shards.end(), shard.as_string()) == shards.end()) {
                 shards.push_back(shard.as_string());
@@ -180,6 +193,13 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
     return c;
 }
 
+std::vector<std::string> SafetensorsCheckpoint::paths() const {
+    std::vector<std::string> out;
+    if (!index_.empty()) out.push_back(index_);
+    for (const auto& f : files_) out.push_back(f->path());
+    return out;
+}
+
 std::vector<const SafetensorsTensor*> SafetensorsCheckpoint::tensors() const {
     std::vector<const SafetensorsTensor*> out;
     for (const auto& f : files_) {
@@ -202,6 +222,7 @@ const SafetensorsTensor& SafetensorsCheckpoint::at(std::string_view name) const 
 void read_as_f32(const SafetensorsTensor& t, std::vector<float>& out) {
     const size_t n = static_cast<size_t>(t.n_elements());
     out.resize(n);
+    if (n == 0 && (t.dtype == "F32" || t.dtype == "F16" || t.dtype == "BF16")) return;  // no memcpy from null
     if (t.dtype == "F32") {
         std::memcpy(out.data(), t.data, n * sizeof(float));
     } else if (t.dtype == "F16" || t.dtype == "BF16") {

@@ -57,9 +57,11 @@ public:
     const SafetensorsTensor* find(std::string_view name) const;
     // Throws Error naming the tensor and the checkpoint when absent.
     const SafetensorsTensor& at(std::string_view name) const;
+    // The files read: the index (if any) and every shard.
+    std::vector<std::string> paths() const;
 
 private:
-    std::string dir_;
+    std::string dir_, index_;
     std::vector<std::unique_ptr<SafetensorsFile>> files_;
     std::map<std::string, const SafetensorsTensor*, std::less<>> by_name_;
 };

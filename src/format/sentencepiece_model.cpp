@@ -5,10 +5,9 @@
 #include "format/sentencepiece_model.h"
 
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace strata {
 
@@ -200,10 +199,7 @@ SentencePieceModel parse_sentencepiece_model(const std::string& bytes, const std
 }
 
 SentencePieceModel read_sentencepiece_model(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, ": cannot open");
-    const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    return parse_sentencepiece_model(bytes, path);
+    return parse_sentencepiece_model(read_file(path), path);
 }
 
 }  // namespace strata

@@ -158,6 +158,8 @@ double Json::as_number() const {
 int64_t Json::as_int() const {
     double d = as_number();
     if (d != std::floor(d)) fail("JSON number ", d, " is not an integer");
+    // Outside int64 the conversion is undefined: 2^63 is the first double past it.
+    if (d < -9223372036854775808.0 || d >= 9223372036854775808.0) fail("JSON number ", d, " is outside int64");
     return static_cast<int64_t>(d);
 }
 const std::string& Json::as_string() const {

@@ -1,20 +1,37 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <exception>
+
+#include "util/error.h"
 
 namespace strata {
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+    // A thread that cannot start (ulimit -v, -u, a huge -t) is an error naming the count, after
+    // the started ones are stopped: a throwing constructor runs no destructor, and a vector of
+    // joinable threads would end the program.
+    try {
+        workers_.reserve(static_cast<size_t>(n_threads_ - 1));
+        for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+    } catch (const std::exception& e) {
+        const size_t started = workers_.size();
+        stop_workers();
+        fail("cannot start thread ", started + 2, " of ", n_threads_, " (", e.what(),
+             "); use fewer threads (-t)");
+    }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
+    workers_.clear();
 }
 
 void ThreadPool::run(int64_t n, Body fn, int64_t grain) {

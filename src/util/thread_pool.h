@@ -32,6 +32,7 @@ private:
 
 class ThreadPool {
 public:
+    // Throws Error when a thread cannot be started (none is left running).
     explicit ThreadPool(int n_threads);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -51,6 +52,7 @@ private:
     void run(int64_t n, Body fn, int64_t grain);
 
     void worker(int index);
+    void stop_workers();
 
     int n_threads_;
     std::vector<std::thread> workers_;
