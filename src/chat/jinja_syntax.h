@@ -72,6 +72,7 @@ struct Expr {
     };
     Kind kind;
     int line = 0;
+    int depth = 1;  // of the subtree: 1 + the deepest operand's, at most kMaxNesting
     Value value;
     std::string name;
     Op op = Op::Add;
@@ -107,7 +108,8 @@ struct Node {
     std::vector<Body> bodies;
 };
 
-// Throws Error("chat template line N: …") on a syntax error or an unsupported tag.
+// Throws Error("chat template line N: …") on a syntax error, an unsupported tag, or syntax nested
+// deeper than kMaxNesting (jinja_sandbox.h).
 Body parse(const std::vector<Token>& tokens);
 
 }  // namespace strata::jinja
