@@ -177,7 +177,7 @@ private:
     // The output, and the text captured by {% set %} blocks and macro calls, all count against the
     // string limit.
     void write(const std::string& text) {
-        budget_.string(uint64_t{out_.size()} + text.size());
+        budget_.append(out_.size(), text.size());
         out_ += text;
     }
 

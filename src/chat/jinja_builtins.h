@@ -39,7 +39,7 @@ bool contains(Budget& budget, const Value& haystack, const Value& needle);
 Object global_functions(Budget& budget);
 
 // The first occurrence of `needle` in `haystack` at or after `from` (npos: none), and the last
-// one starting at or before `before`, in time linear in the text (std::string::find is
+// one starting at or before `before`, in time linear in the texts (std::string::find is
 // quadratic on texts like "aaa…ab"); the callers charge the bytes.
 size_t find_text(const std::string& haystack, const std::string& needle, size_t from = 0);
 size_t rfind_text(const std::string& haystack, const std::string& needle, size_t before = std::string::npos);

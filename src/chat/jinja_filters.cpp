@@ -176,7 +176,7 @@ Value indent_text(Budget& budget, const Value& v, const Args& a) {
     std::string out;
     for (size_t i = 0; i < lines.size(); ++i) {
         const bool indent_line = (i > 0 || first) && (blank || !lines[i].empty());
-        budget.string(out.size() + 1 + (indent_line ? pad.size() : 0) + lines[i].size() + pad.size());
+        budget.append(out.size(), 1 + (indent_line ? pad.size() : 0) + lines[i].size() + pad.size());
         if (i) out += '\n';
         if (indent_line) out += pad;
         out += lines[i];
@@ -327,7 +327,7 @@ const std::map<std::string, FilterFn>& filters() {
              bool first = true;
              for (const Value& item : iterate(budget, v)) {
                  const std::string text = (attribute ? attribute_path(budget, item, attribute->as_string()) : item).str();
-                 budget.string(out.size() + (first ? 0 : separator.size()) + text.size());
+                 budget.append(out.size(), (first ? 0 : separator.size()) + text.size());
                  if (!first) out += separator;
                  first = false;
                  out += text;

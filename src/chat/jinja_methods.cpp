@@ -1,10 +1,10 @@
 // Attribute, item and slice access, iteration, Python's str and dict methods, and the global
 // functions. Strings are indexed by code point, as Python indexes them.
+#include <string.h>  // memmem
+
 #include <algorithm>
 #include <cctype>
 #include <ctime>
-#include <functional>
-#include <iterator>
 
 #include "chat/jinja_builtins.h"
 #include "util/error.h"
@@ -140,7 +140,7 @@ std::string python_replace(Budget& budget, const std::string& s, const std::stri
     // Each piece is charged before it is appended, so `s.replace('', s)` in a loop stops at the
     // string limit instead of growing quadratically.
     auto append = [&](std::string_view piece) {
-        budget.string(out.size() + piece.size());
+        budget.append(out.size(), piece.size());
         out += piece;
     };
     size_t pos = 0;
@@ -212,7 +212,7 @@ Value string_method(Budget& budget, const std::string& s, const std::string& nam
         const Array items = iterate(budget, arg(a, 0, "iterable", name));
         for (size_t i = 0; i < items.size(); ++i) {
             const std::string& item = items[i].as_string();
-            budget.string(out.size() + (i ? s.size() : 0) + item.size());
+            budget.append(out.size(), (i ? s.size() : 0) + item.size());
             if (i) out += s;
             out += item;
         }
@@ -294,26 +294,25 @@ std::string python_strip(const std::string& s, const std::string* chars, bool le
     return s.substr(begin, end - begin);
 }
 
+// glibc's memmem is the two-way algorithm: linear in the worst case, with constant extra space.
 size_t find_text(const std::string& haystack, const std::string& needle, size_t from) {
-    // Up to this length the library's search is fastest, and its worst case is still linear.
-    constexpr size_t kShortNeedle = 32;
     if (from > haystack.size()) return std::string::npos;
-    if (needle.size() <= kShortNeedle) return haystack.find(needle, from);
-    const auto hit = std::search(haystack.begin() + static_cast<std::ptrdiff_t>(from), haystack.end(),
-                                 std::boyer_moore_searcher(needle.begin(), needle.end()));
-    return hit == haystack.end() ? std::string::npos : static_cast<size_t>(hit - haystack.begin());
+    const void* hit = memmem(haystack.data() + from, haystack.size() - from, needle.data(), needle.size());
+    return hit ? static_cast<size_t>(static_cast<const char*>(hit) - haystack.data()) : std::string::npos;
 }
 
 size_t rfind_text(const std::string& haystack, const std::string& needle, size_t before) {
-    constexpr size_t kShortNeedle = 32;
+    // Short needles: the library's backward search is fast, and its worst case small.
+    constexpr size_t kShortNeedle = 16;
     if (needle.size() <= kShortNeedle) return haystack.rfind(needle, before);
     if (needle.size() > haystack.size()) return std::string::npos;
-    // The same search run backwards over the text that can hold a match starting at <= before.
+    // The forward search over both texts reversed, for the part that can hold a match starting
+    // at or before `before`.
     const size_t end = std::min(before, haystack.size() - needle.size()) + needle.size();
-    const auto from = std::make_reverse_iterator(haystack.begin() + static_cast<std::ptrdiff_t>(end));
-    const auto hit = std::search(from, haystack.rend(), std::boyer_moore_searcher(needle.rbegin(), needle.rend()));
-    if (hit == haystack.rend()) return std::string::npos;
-    return end - static_cast<size_t>(hit - from) - needle.size();
+    const std::string text(haystack.rend() - static_cast<std::ptrdiff_t>(end), haystack.rend());
+    const std::string reversed(needle.rbegin(), needle.rend());
+    const size_t hit = find_text(text, reversed);
+    return hit == std::string::npos ? hit : end - hit - needle.size();
 }
 
 Value get_attribute(Budget& budget, const Value& obj, const std::string& name) {

@@ -16,9 +16,11 @@ void Budget::steps(uint64_t n) {
 
 void Budget::items(uint64_t n) { steps(n > kMaxSteps / kStepsPerItem ? kMaxSteps + 1 : n * kStepsPerItem); }
 
-void Budget::string(uint64_t n) {
-    if (n > kMaxStringBytes) fail("a string of ", n, " bytes exceeds the limit of ", kMaxStringBytes, " bytes");
-    bytes(n);
+void Budget::append(uint64_t size, uint64_t added) {
+    if (added > kMaxStringBytes || size > kMaxStringBytes - added) {
+        fail("a string of ", size + added, " bytes exceeds the limit of ", kMaxStringBytes, " bytes");
+    }
+    bytes(added);
 }
 
 Budget::Level::Level(Budget& budget) : budget_(budget) {

@@ -58,7 +58,9 @@ public:
     // Charges the creation or visit of n list items.
     void items(uint64_t n);
     // Throws Error when a string of n bytes would exceed kMaxStringBytes; otherwise charges it.
-    void string(uint64_t n);
+    void string(uint64_t n) { append(0, n); }
+    // The same for `added` bytes appended to a string of `size`: only the new bytes are charged.
+    void append(uint64_t size, uint64_t added);
     uint64_t used() const { return used_; }
 
     // One level of the renderer's recursion, for as long as it lives; throws Error beyond
