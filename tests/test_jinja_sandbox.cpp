@@ -110,7 +110,8 @@ TEST_CASE("jinja sandbox: strings and output have a size limit") {
     check_error("{% set s = 'a' * 100000 %}{{ ((s ~ '\\n') * 100) | indent(1000000) }}", "bytes");
     check_error("{{ [1] | tojson(indent=9223372036854775807) }}", "bytes");
     // Output alone: many small writes.
-    check_error("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", "bytes");
+    check_error("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", "output exceeds");
+    check_error("{% set s = 'x' * 10000000 %}{{ s }}{{ s }}", "output exceeds");
     CHECK(render("{{ 'ab' * 3 }}{{ 'x' * -2 }}{{ [1] * 2 }}") == "ababab[1, 1]");
     // A kilobyte-sized conversation renders far from the limit.
     CHECK(render("{% for i in range(1000) %}{{ 'message ' ~ i ~ '\n' }}{% endfor %}").size() > 10000);
@@ -152,12 +153,16 @@ TEST_CASE("jinja sandbox: integers follow Python where the result fits in 64 bit
     check_error("{{ 9223372036854775807 * 3 }}", "integer overflow: 9223372036854775807 * 3");
     check_error("{{ 9223372036854775807 + 1 }}", "integer overflow");
     check_error("{{ -9223372036854775807 - 2 }}", "integer overflow");
-    // -9223372036854775808 is -(9223372036854775808), a literal past int64, as in the issue.
-    check_error("{{ (-9223372036854775808) // -1 }}", "9223372036854775808 does not fit in 64 bits");
-    check_error("{{ (-9223372036854775808) % -1 }}", "9223372036854775808 does not fit in 64 bits");
-    // INT64_MIN computed: // -1 has no 64-bit result; % -1 is 0 in Python, and here.
+    // INT64_MIN // -1 is 2^63 in Python, beyond 64 bits; INT64_MIN % -1 is 0 in Python, and here
+    // (no undefined behaviour, no SIGFPE).
+    check_error("{{ (-9223372036854775808) // -1 }}", "integer overflow: -(-9223372036854775808)");
+    CHECK(render("{{ (-9223372036854775808) % -1 }}") == "0");
     check_error("{{ (-9223372036854775807 - 1) // -1 }}", "integer overflow");
     CHECK(render("{{ (-9223372036854775807 - 1) % -1 }}") == "0");
+    CHECK(render("{{ -9223372036854775808 }} {{ [-9223372036854775808][0] < 0 }}") == "-9223372036854775808 True");
+    check_error("{{ -9223372036854775808 | abs }}", "integer overflow");
+    check_error("{{ 9223372036854775808 }}", "integer literal 9223372036854775808 does not fit in 64 bits");
+    check_error("{{ -(9223372036854775808) }}", "does not fit in 64 bits");
     check_error("{{ -(-9223372036854775807 - 1) }}", "integer overflow");
     check_error("{{ (-9223372036854775807 - 1) | abs }}", "integer overflow");
     check_error("{{ [9223372036854775807, 1] | sum }}", "integer overflow");

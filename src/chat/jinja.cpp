@@ -177,7 +177,10 @@ private:
     // The output, and the text captured by {% set %} blocks and macro calls, all count against the
     // string limit.
     void write(const std::string& text) {
-        budget_.append(out_.size(), text.size());
+        if (text.size() > kMaxStringBytes - out_.size()) {
+            fail("the template's output exceeds ", kMaxStringBytes, " bytes (the limit on what a template renders)");
+        }
+        budget_.bytes(text.size());
         out_ += text;
     }
 

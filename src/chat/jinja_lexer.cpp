@@ -224,9 +224,15 @@ private:
             }
             if (ec == std::errc::result_out_of_range) t.float_value = 0.0;
         } else {
-            const auto [end, ec] = std::from_chars(first, last, t.int_value);
+            uint64_t magnitude = 0;
+            const auto [end, ec] = std::from_chars(first, last, magnitude);
             if (end != last) malformed(n);
-            if (ec == std::errc::result_out_of_range) error("integer literal " + spelling + too_large);
+            constexpr uint64_t kMinMagnitude = uint64_t{1} << 63;  // |INT64_MIN|
+            if (ec == std::errc::result_out_of_range || magnitude > kMinMagnitude) {
+                error("integer literal " + spelling + too_large);
+            }
+            t.needs_minus = magnitude == kMinMagnitude;
+            t.int_value = t.needs_minus ? INT64_MIN : static_cast<int64_t>(magnitude);
         }
         tokens_.push_back(t);
         advance_to(pos_ + n);

@@ -388,7 +388,10 @@ private:
 
     ExprPtr parse_unary(bool with_filter) {
         ExprPtr e;
-        if (is_op("-") || is_op("+")) {
+        if (is_op("-") && peek(1).kind == Kind::Int && peek(1).needs_minus) {
+            e = make(Expr::Kind::Literal, next().line);  // -9223372036854775808: INT64_MIN itself
+            e->value = Value(next().int_value);
+        } else if (is_op("-") || is_op("+")) {
             const Nested nested(*this);
             const Token& t = next();
             e = make(Expr::Kind::Unary, t.line, parse_unary(false));
@@ -424,7 +427,10 @@ private:
                 e->value = Value(std::move(s));
                 return e;
             }
-            case Kind::Int: e->value = Value(next().int_value); return e;
+            case Kind::Int:
+                if (t.needs_minus) error("integer literal " + t.text + " does not fit in 64 bits");
+                e->value = Value(next().int_value);
+                return e;
             case Kind::Float: e->value = Value(next().float_value); return e;
             default: break;
         }
@@ -460,7 +466,7 @@ private:
         while (true) {
             const int line = peek().line;
             if (skip_op(".")) {
-                if (peek().kind == Kind::Int) {
+                if (peek().kind == Kind::Int && !peek().needs_minus) {
                     ExprPtr index = make(Expr::Kind::Literal, line);
                     index->value = Value(next().int_value);
                     e = finish(make(Expr::Kind::Item, line, std::move(e), std::move(index)));

@@ -20,6 +20,9 @@ struct Token {
     int64_t int_value = 0;
     double float_value = 0;
     int line = 1;
+    // The literal 9223372036854775808 (int_value holds INT64_MIN): it fits in 64 bits only after a
+    // unary minus, which the parser checks.
+    bool needs_minus = false;
 };
 
 // Throws Error("chat template line N: …") on an unterminated tag, string or comment.
