@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <new>
 #include <unordered_map>
 
 #include "chat/jinja_builtins.h"
@@ -142,11 +141,9 @@ public:
             exec(body);
         } catch (const Error& e) {
             fail("chat template line ", line_, ": ", e.what());
-        } catch (const std::bad_alloc&) {
-            fail("chat template line ", line_, ": out of memory");
         } catch (const std::exception& e) {
             // Not reachable by design; if a library call throws anyway, the chat still falls back.
-            fail("chat template line ", line_, ": internal error: ", e.what());
+            throw InternalError("chat template line " + std::to_string(line_) + ": internal error: " + e.what());
         }
         return std::move(out_);
     }
@@ -155,8 +152,10 @@ private:
     using Scope = std::unordered_map<std::string, Value>;
     enum class Flow { Normal, Break, Continue };
 
-    Value lookup(const std::string& name) const {
+    // Charged per scope searched: inside a deep recursion of macros a global is many scopes away.
+    Value lookup(const std::string& name) {
         for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
+            budget_.steps(1);
             if (auto found = it->find(name); found != it->end()) return found->second;
         }
         return Value::undefined(name);
@@ -215,7 +214,9 @@ private:
             case Node::Kind::For: exec_for(n); break;
             case Node::Kind::Set:
                 if (!n.attr.empty()) {
-                    lookup(n.text).set_member(n.attr, eval(*n.exprs[0]));
+                    const Value target = lookup(n.text);
+                    if (target.is_object()) budget_.steps(target.members().size());  // the search for the name
+                    target.set_member(n.attr, eval(*n.exprs[0]));
                 } else {
                     assign(n.targets, eval(*n.exprs[0]));
                 }
@@ -307,10 +308,16 @@ private:
             case Expr::Kind::Dict: {
                 budget_.items(e.args.size() / 2);
                 Object members;
+                std::unordered_map<std::string, size_t> index;  // a repeated key keeps its place, takes the last value
                 for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
                     std::string key = eval(*e.args[i]).str();
                     budget_.string(key.size());
-                    members.emplace_back(std::move(key), eval(*e.args[i + 1]));
+                    Value value = eval(*e.args[i + 1]);
+                    if (const auto [at, inserted] = index.emplace(key, members.size()); !inserted) {
+                        members[at->second].second = std::move(value);
+                    } else {
+                        members.emplace_back(std::move(key), std::move(value));
+                    }
                 }
                 return Value::object(std::move(members));
             }
@@ -387,8 +394,10 @@ Body parse_source(std::string_view source) {
     }
     try {
         return parse(lex(source));
-    } catch (const std::bad_alloc&) {
-        fail("chat template: out of memory while parsing");
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw InternalError(std::string("chat template: internal error while parsing: ") + e.what());
     }
 }
 

@@ -289,9 +289,10 @@ Value html_escape(Budget& budget, const Value& v) {
 
 using FilterFn = Value (*)(Budget&, const Value&, const Args&);
 
-// A filter that only reads its input's scalar parts, so costs the one step the renderer charges.
+// A filter whose work is reading its input (a number, or a string it parses): charged for that.
 template <Value (*fn)(const Value&, const Args&)>
-Value uncharged(Budget&, const Value& v, const Args& a) {
+Value reading(Budget& budget, const Value& v, const Args& a) {
+    if (v.is_string()) budget.bytes(v.as_string().size());
     return fn(v, a);
 }
 
@@ -371,11 +372,11 @@ const std::map<std::string, FilterFn>& filters() {
         {"title", string_filter<kTitle>},
         {"capitalize", string_filter<kCapitalize>},
         {"replace", string_filter<kReplace>},
-        {"default", uncharged<default_value>},
-        {"d", uncharged<default_value>},
-        {"round", uncharged<round_number>},
-        {"int", uncharged<to_int>},
-        {"float", uncharged<to_float>},
+        {"default", reading<default_value>},
+        {"d", reading<default_value>},
+        {"round", reading<round_number>},
+        {"int", reading<to_int>},
+        {"float", reading<to_float>},
         {"abs",
          [](Budget&, const Value& v, const Args&) {
              if (v.kind() == Value::Kind::Float) return Value(std::fabs(v.as_number()));

@@ -178,6 +178,24 @@ const Value& arg(const Args& a, size_t i, const char* name, const std::string& m
     return *v;
 }
 
+// A member lookup scans the members, comparing keys: charged for that, so a loop over a
+// dict literal of a hundred thousand keys cannot look things up for free.
+const Value* find_member(Budget& budget, const Value& obj, const std::string& key) {
+    if (!obj.is_object()) return nullptr;
+    budget.steps(1 + obj.members().size() * (1 + key.size() / kBytesPerStep));
+    return obj.find(key);
+}
+
+// A method reads its arguments too (strip's chars, startswith's tuple, replace's texts).
+void charge_arguments(Budget& budget, const Args& a) {
+    auto charge = [&](const Value& v) {
+        if (v.is_string()) budget.bytes(v.as_string().size());
+        if (v.is_array()) budget.items(v.items().size());
+    };
+    for (const Value& v : a.positional) charge(v);
+    for (const auto& [name, v] : a.named) charge(v);
+}
+
 Value string_method(Budget& budget, const std::string& s, const std::string& name, const Args& a) {
     const Value* v0 = a.get(0, "chars");
     auto chars = [&]() -> const std::string* { return v0 && !v0->is_none() ? &v0->as_string() : nullptr; };
@@ -187,6 +205,7 @@ Value string_method(Budget& budget, const std::string& s, const std::string& nam
     };
     // Every method reads the string once, most make one of its size.
     budget.bytes(s.size());
+    charge_arguments(budget, a);
     if (name == "strip") return python_strip(s, chars(), true, true);
     if (name == "lstrip") return python_strip(s, chars(), true, false);
     if (name == "rstrip") return python_strip(s, chars(), false, true);
@@ -242,7 +261,7 @@ Value dict_method(Budget& budget, const Value& d, const std::string& name, const
     }
     // get
     const Value& key = arg(a, 0, "key", name);
-    const Value* found = key.is_string() ? d.find(key.as_string()) : nullptr;
+    const Value* found = key.is_string() ? find_member(budget, d, key.as_string()) : nullptr;
     if (found) return *found;
     const Value* dflt = a.get(1, "default");
     return dflt ? *dflt : Value::none();
@@ -265,6 +284,7 @@ std::string item_name(const Value& key) {
 }
 
 int64_t normalize_index(int64_t i, int64_t size) { return i < 0 ? i + size : i; }
+
 
 }  // namespace
 
@@ -325,14 +345,14 @@ Value get_attribute(Budget& budget, const Value& obj, const std::string& name) {
         (name == "items" || name == "keys" || name == "values" || name == "get")) {
         return Value::function([&budget, obj, name](const Args& a) { return dict_method(budget, obj, name, a); });
     }
-    if (const Value* v = obj.find(name)) return *v;
+    if (const Value* v = find_member(budget, obj, name)) return *v;
     return Value::undefined(name);
 }
 
 Value get_item(Budget& budget, const Value& obj, const Value& key) {
     if (obj.is_undefined()) fail("'", obj.undefined_name(), "' is undefined (reading an item)");
     if (obj.is_object() && key.is_string()) {
-        if (const Value* v = obj.find(key.as_string())) return *v;
+        if (const Value* v = find_member(budget, obj, key.as_string())) return *v;
     } else if ((obj.is_array() || obj.is_string()) && (key.kind() == Value::Kind::Int)) {
         if (obj.is_array()) {
             const int64_t i = normalize_index(key.as_int(), static_cast<int64_t>(obj.items().size()));
@@ -418,8 +438,7 @@ bool contains(Budget& budget, const Value& haystack, const Value& needle) {
         return find_text(haystack.as_string(), needle.as_string()) != std::string::npos;
     }
     if (haystack.is_object()) {
-        budget.items(haystack.members().size());
-        return needle.is_string() && haystack.find(needle.as_string()) != nullptr;
+        return needle.is_string() && find_member(budget, haystack, needle.as_string()) != nullptr;
     }
     if (haystack.is_undefined()) return false;
     if (!haystack.is_array()) fail("argument of type '", haystack.type_name(), "' is not iterable");
@@ -455,11 +474,20 @@ Object global_functions(Budget& budget) {
                        for (uint64_t k = 0; k < n; ++k) out.emplace_back(static_cast<int64_t>(start + __int128(k) * step));
                        return Value::array(std::move(out));
                    }));
+    // dict(mapping, key=value…): a keyword replaces the mapping's member of that name, as in Python.
     auto keyword_object = [&budget](const Args& a) {
         Object members;
         if (!a.positional.empty()) members = a.positional[0].members();
         budget.items(members.size() + a.named.size());
-        for (const auto& [k, v] : a.named) members.emplace_back(k, v);
+        budget.steps(members.size() * a.named.size());
+        for (const auto& named : a.named) {
+            const auto same = std::find_if(members.begin(), members.end(),
+                                           [&](const auto& m) { return m.first == named.first; });
+            if (same != members.end())
+                same->second = named.second;
+            else
+                members.push_back(named);
+        }
         return members;
     };
     g.emplace_back("namespace", Value::function([keyword_object](const Args& a) {

@@ -12,13 +12,15 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "chat/jinja.h"
 #include "util/error.h"
 
 namespace strata::fuzz {
 
 // Returns true if the template rendered, false if it was rejected with strata::Error (and the
-// built-in format took over). Any other exception, a crash, or an error the sandbox marks as
-// internal is a bug: it aborts, so libFuzzer and the test suite both report it.
+// built-in format took over). Any other exception, a crash, or a jinja::InternalError (a library
+// exception the sandbox did not foresee) is a bug: it aborts, so libFuzzer and the test suite
+// both report it.
 inline bool jinja_fuzz_one(const uint8_t* data, size_t size) {
     static const std::vector<ChatMessage> conversation = {
         {"system", "You are terse."},
@@ -27,18 +29,23 @@ inline bool jinja_fuzz_one(const uint8_t* data, size_t size) {
         {"user", "Zwölf Boxkämpfer 🥊 \n\t jagen Viktor"},
     };
     const std::string source(reinterpret_cast<const char*>(data), size);
+    try {
+        jinja::Template{source};  // from_model() below turns a parse error into a notice
+    } catch (const jinja::InternalError& e) {
+        std::fprintf(stderr, "jinja_fuzz_one: %s\n", e.what());
+        std::abort();
+    } catch (const Error&) {
+    }
     ChatTemplate t = ChatTemplate::from_model(source, {"<s>", "</s>"});
     bool rendered = t.uses_jinja();
     try {
         t.apply(conversation, true);
+    } catch (const jinja::InternalError& e) {
+        std::fprintf(stderr, "jinja_fuzz_one: %s\n", e.what());
+        std::abort();
     } catch (const Error& e) {
-        const std::string what = e.what();
-        if (what.find("internal error") != std::string::npos) {
-            std::fprintf(stderr, "jinja_fuzz_one: %s\n", what.c_str());
-            std::abort();
-        }
         rendered = false;
-        t.drop_jinja(what);
+        t.drop_jinja(e.what());
         t.apply(conversation, true);  // the built-in format never fails
     }
     if (t.notice().find('\n') != std::string::npos) {
