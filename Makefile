@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEB_PACKAGES := cmake g++ make libcli11-dev doctest-dev libsentencepiece-dev tmux
 
-.PHONY: all deps configure build run test fuzz bench clean
+.PHONY: all deps configure build run test fuzz fuzz-build bench clean
 
 all: build
 
@@ -30,14 +30,33 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# Coverage-guided fuzzing of the GGUF reader with libFuzzer (clang). FUZZ_SECONDS bounds the run.
+# Coverage-guided fuzzing with libFuzzer (clang), ASan and UBSan: builds every target of
+# tests/fuzz/CMakeLists.txt, then runs each for FUZZ_SECONDS with one job, on its seed corpora
+# (those present: ../shared is optional). A finding stops the run and leaves its input at
+# $(BUILD)-fuzz/TARGET-crash-…; keep it in tests/data/TARGET_crashes/, where the test suite
+# replays it. FUZZ_TIMEOUT: seconds after which one input counts as a hang.
 FUZZ_SECONDS ?= 60
-fuzz:
-	mkdir -p $(BUILD)-fuzz/corpus
-	clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Itests \
-		tests/fuzz/gguf_libfuzzer.cpp src/format/gguf_*.cpp src/tensor/*.cpp -o $(BUILD)-fuzz/gguf_fuzzer
-	$(BUILD)-fuzz/gguf_fuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-		-artifact_prefix=$(BUILD)-fuzz/ $(BUILD)-fuzz/corpus tests/data/gguf_crashes
+FUZZ_TIMEOUT ?= 20
+FUZZ_DIR := $(BUILD)-fuzz
+FUZZ_TARGETS := gguf jinja
+FUZZ_SEEDS_gguf := tests/data/gguf_crashes
+FUZZ_ARGS_gguf := -max_len=65536
+FUZZ_SEEDS_jinja := tests/data/jinja_crashes ../shared/fixtures/templates
+FUZZ_ARGS_jinja := -max_len=8192 -dict=tests/fuzz/jinja.dict
+
+fuzz: $(FUZZ_TARGETS:%=fuzz-%)
+
+fuzz-build:
+	cmake -S tests/fuzz -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=clang++
+	cmake --build $(FUZZ_DIR) -j $(JOBS)
+	python3 tests/fuzz/jinja_seeds.py tests/data/chat_templates/cases.json $(FUZZ_DIR)/seeds/jinja
+
+# (fuzz-TARGET is not .PHONY: make skips pattern rules for phony targets.)
+fuzz-%: fuzz-build
+	mkdir -p $(FUZZ_DIR)/corpus/$*
+	$(FUZZ_DIR)/$*_fuzzer -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -print_final_stats=1 \
+		$(FUZZ_ARGS_$*) -artifact_prefix=$(FUZZ_DIR)/$*- $(FUZZ_DIR)/corpus/$* \
+		$(wildcard $(FUZZ_SEEDS_$*)) $(wildcard $(FUZZ_DIR)/seeds/$*)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz

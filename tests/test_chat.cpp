@@ -65,10 +65,10 @@ strata::SamplerParams greedy() {
     return s;
 }
 
-// A session with greedy sampling and the plain template, collecting notices.
+// A session with greedy sampling and the plain template (or another), collecting notices.
 struct Chat {
-    Chat(Loaded& m, int n_ctx, int n_predict)
-        : session(*m.model, *m.tokenizer, ChatTemplate::from_name("plain", {}), n_ctx, sampler,
+    Chat(Loaded& m, int n_ctx, int n_predict, ChatTemplate chat_template = ChatTemplate::from_name("plain", {}))
+        : session(*m.model, *m.tokenizer, std::move(chat_template), n_ctx, sampler,
                   {.n_predict = n_predict, .n_draft = 4, .notify = [this](const std::string& s) {
                        notices.push_back(s);
                    }}) {}
@@ -170,6 +170,29 @@ TEST_CASE("chat session: a full context drops the oldest turns, keeping the syst
     const size_t before = c.session.messages().size();
     CHECK_THROWS_WITH_AS(c.say(long_message()), doctest::Contains("does not fit"), strata::Error);
     CHECK(c.session.messages().size() == before);
+}
+
+TEST_CASE("chat session: a model template that fails mid-chat gives way to the built-in format, with one notice") {
+    if (skip_without_model()) return;
+    Loaded m = load(chat_model());
+    // A hostile GGUF's template: ChatML for the first turn, a runaway loop from the second on.
+    const std::string hostile =
+        "{% if messages | length > 1 %}{% for i in range(16000000) %}{% for j in range(16000000) %}"
+        "{% endfor %}{% endfor %}{% endif %}"
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "<|im_start|>assistant\n";
+    Chat c(m, 512, 8, ChatTemplate::from_model(hostile, {}));
+    CHECK(c.say("Hello").stats.generated_tokens > 0);
+    CHECK(c.notices.empty());
+    CHECK(c.say("And then?").stats.generated_tokens > 0);
+    REQUIRE(c.notices.size() == 1);
+    CHECK(c.notices[0].find("chat template failed") != std::string::npos);
+    CHECK(c.notices[0].find("steps") != std::string::npos);
+    CHECK(c.notices[0].find("built-in chatml format") != std::string::npos);
+    CHECK(c.notices[0].find('\n') == std::string::npos);
+    CHECK(c.say("Bye").stats.generated_tokens > 0);
+    CHECK(c.notices.size() == 1);
+    CHECK(c.session.messages().size() == 6);
 }
 
 TEST_CASE("chat session: an interrupt stops the reply and keeps what was said") {

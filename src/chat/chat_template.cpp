@@ -14,6 +14,19 @@ namespace {
 
 std::string trim(const std::string& s) { return jinja::python_strip(s, nullptr, true, true); }
 
+// A template's error message for a one-line notice: it may carry the template's own text
+// (raise_exception's argument), so control characters become spaces and it is cut short.
+std::string one_line(const std::string& message) {
+    constexpr size_t kMaxReason = 300;  // a terminal line or two
+    std::string out;
+    for (size_t i = 0; i < message.size(); ++i) {
+        const auto c = static_cast<unsigned char>(message[i]);
+        if (out.size() >= kMaxReason && (c & 0xC0) != 0x80) return out + "…";
+        out += c < 0x20 || c == 0x7f ? ' ' : static_cast<char>(c);
+    }
+    return out;
+}
+
 // Formats that wrap each message in a prefix and suffix per role (llama.cpp's
 // llm_chat_apply_template, where each is a few lines of the same shape).
 struct RoleFormat {
@@ -238,7 +251,7 @@ ChatTemplate ChatTemplate::from_model(const std::string& source, const ChatToken
         t.jinja_ = std::make_shared<const jinja::Template>(source);
         t.stop_text_.clear();
     } catch (const Error& e) {
-        t.notice_ = std::string("cannot use the model's chat template (") + e.what() + "); using the built-in " +
+        t.notice_ = "cannot use the model's chat template (" + one_line(e.what()) + "); using the built-in " +
                     t.builtin_ + " format";
     }
     return t;
@@ -285,7 +298,7 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
 void ChatTemplate::drop_jinja(const std::string& reason) {
     jinja_.reset();
     use_builtin(builtin_);
-    notice_ = "the model's chat template failed (" + reason + "); using the built-in " + builtin_ + " format";
+    notice_ = "the model's chat template failed (" + one_line(reason) + "); using the built-in " + builtin_ + " format";
 }
 
 std::string ChatTemplate::description() const {

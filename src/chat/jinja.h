@@ -10,19 +10,29 @@
 #include <vector>
 
 #include "chat/jinja_value.h"
+#include "util/error.h"
 
 namespace strata::jinja {
 
 struct Node;
 
+// What the constructor and render() throw when a library call inside the interpreter fails in a
+// way the sandbox does not foresee (std::bad_alloc, std::out_of_range…): still an Error, so the
+// chat falls back to its built-in format, but of its own type, so the fuzzers report it as a bug.
+struct InternalError : Error {
+    using Error::Error;
+};
+
 class Template {
 public:
-    // Throws Error("chat template line N: …") on a syntax error or a tag outside the subset.
+    // Throws Error("chat template line N: …") on a syntax error, a tag outside the subset, or a
+    // template beyond the sandbox's limits (jinja_sandbox.h).
     explicit Template(std::string_view source);
 
     // Renders with the members of `variables` (an object) as the template's variables. Throws
-    // Error for runtime errors (undefined values used as numbers, type errors) and for
-    // raise_exception() calls, whose message it carries.
+    // Error for runtime errors (undefined values used as numbers, type errors, integer overflow),
+    // for a render past the sandbox's limits, and for raise_exception() calls, whose message it
+    // carries.
     std::string render(const Value& variables) const;
 
 private:

@@ -1,6 +1,7 @@
 // Splits a template into text and the tokens inside {{ }} / {% %}, dropping comments, and applies
 // jinja2's whitespace rules the way its lexer does (jinja2/lexer.py, `tokeniter`).
 #include <cctype>
+#include <charconv>
 #include <cstring>
 
 #include "chat/jinja_syntax.h"
@@ -161,19 +162,28 @@ private:
         advance_to(pos_ + length);
     }
 
+    // Integer literals in base 2, 8, 10 or 16 (with `_` between digits) and decimal floats, as
+    // jinja2's lexer reads them. Python's integers are unbounded and its 1e999 is inf: a literal
+    // that does not fit in 64 bits, or overflows a double, is an error here, as is a prefix without
+    // digits (`0x`, `0b2`).
     void lex_number(std::string_view rest) {
         size_t n = 0;
         std::string digits;
-        int base = 10;
+        auto malformed = [&](size_t length) {
+            error("malformed number literal '" + std::string(rest.substr(0, length)) + "'");
+        };
         if (rest.size() > 2 && rest[0] == '0' && std::strchr("xXoObB", rest[1])) {
-            base = (rest[1] == 'x' || rest[1] == 'X') ? 16 : (rest[1] == 'o' || rest[1] == 'O') ? 8 : 2;
+            const int base = (rest[1] == 'x' || rest[1] == 'X') ? 16 : (rest[1] == 'o' || rest[1] == 'O') ? 8 : 2;
             n = 2;
-            while (n < rest.size() && (std::isxdigit(static_cast<unsigned char>(rest[n])) || rest[n] == '_')) {
+            while (n < rest.size() && (std::isalnum(static_cast<unsigned char>(rest[n])) || rest[n] == '_')) {
                 if (rest[n] != '_') digits += rest[n];
                 ++n;
             }
-            Token t{Token::Kind::Int, std::string(rest.substr(0, n)), std::stoll(digits, nullptr, base), 0, line_};
-            tokens_.push_back(t);
+            int64_t value = 0;
+            const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value, base);
+            if (digits.empty() || end != digits.data() + digits.size()) malformed(n);
+            if (ec == std::errc::result_out_of_range) error("integer literal " + std::string(rest.substr(0, n)) + too_large);
+            tokens_.push_back({Token::Kind::Int, std::string(rest.substr(0, n)), value, 0, line_});
             advance_to(pos_ + n);
             return;
         }
@@ -200,14 +210,35 @@ private:
                 take_digits();
             }
         }
-        Token t{is_float ? Token::Kind::Float : Token::Kind::Int, std::string(rest.substr(0, n)), 0, 0, line_};
-        if (is_float)
-            t.float_value = std::stod(digits);
-        else
-            t.int_value = std::stoll(digits);
+        const std::string spelling(rest.substr(0, n));
+        Token t{is_float ? Token::Kind::Float : Token::Kind::Int, spelling, 0, 0, line_};
+        const char* first = digits.data();
+        const char* last = digits.data() + digits.size();
+        if (is_float) {
+            const auto [end, ec] = std::from_chars(first, last, t.float_value);
+            if (end != last) malformed(n);
+            // Out of range: an underflow is 0.0 in Python too; an overflow would be inf.
+            const bool negative_exponent = digits.find("e-") != std::string::npos || digits.find("E-") != std::string::npos;
+            if (ec == std::errc::result_out_of_range && !negative_exponent) {
+                error("float literal " + spelling + " is out of range for a double");
+            }
+            if (ec == std::errc::result_out_of_range) t.float_value = 0.0;
+        } else {
+            uint64_t magnitude = 0;
+            const auto [end, ec] = std::from_chars(first, last, magnitude);
+            if (end != last) malformed(n);
+            constexpr uint64_t kMinMagnitude = uint64_t{1} << 63;  // |INT64_MIN|
+            if (ec == std::errc::result_out_of_range || magnitude > kMinMagnitude) {
+                error("integer literal " + spelling + too_large);
+            }
+            t.needs_minus = magnitude == kMinMagnitude;
+            t.int_value = t.needs_minus ? INT64_MIN : static_cast<int64_t>(magnitude);
+        }
         tokens_.push_back(t);
         advance_to(pos_ + n);
     }
+
+    static constexpr const char* too_large = " does not fit in 64 bits";
 
     // Python string escapes, as jinja2 decodes them ("unicode-escape"); unknown ones stay as written.
     void lex_string(std::string_view rest) {
@@ -224,9 +255,16 @@ private:
             }
             const char e = rest[++i];
             auto hex = [&](size_t digits) {
-                if (i + digits >= rest.size()) error("truncated \\x/\\u escape");
-                const uint32_t cp =
-                    static_cast<uint32_t>(std::stoul(std::string(rest.substr(i + 1, digits)), nullptr, 16));
+                const std::string_view spelled = rest.substr(i + 1, std::min(digits, rest.size() - i - 1));
+                uint32_t cp = 0;
+                const auto [end, ec] = std::from_chars(spelled.data(), spelled.data() + spelled.size(), cp, 16);
+                if (spelled.size() < digits || end != spelled.data() + spelled.size() || ec != std::errc()) {
+                    error(std::string("truncated or malformed \\") + e + " escape");
+                }
+                // Python accepts a lone surrogate in a str, but it cannot become UTF-8 text.
+                if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+                    error(std::string("\\") + e + " escape of " + std::string(spelled) + " is not a Unicode character");
+                }
                 i += digits;
                 append_utf8(value, cp);
             };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "chat/jinja_sandbox.h"
 #include "chat/jinja_syntax.h"
 #include "util/error.h"
 
@@ -26,6 +27,18 @@ ExprPtr make(Expr::Kind kind, int line, ExprPtr a, ExprPtr b = nullptr) {
     return e;
 }
 
+// Sets e's depth from its finished operands. Chains the parser builds in a loop (`x|f|f|f…`,
+// `a.b.c…`, `1+1+1…`) nest without recursing, so their depth is checked here: the renderer and
+// the destructors recurse over it.
+ExprPtr finish(ExprPtr e) {
+    int deepest = 0;
+    for (const ExprPtr& a : e->args) deepest = a ? std::max(deepest, a->depth) : deepest;
+    for (const auto& kw : e->kwargs) deepest = std::max(deepest, kw.second->depth);
+    e->depth = deepest + 1;
+    if (e->depth > kMaxNesting) fail("chat template line ", e->line, ": expression nested more than ", kMaxNesting, " levels deep");
+    return e;
+}
+
 class Parser {
 public:
     explicit Parser(const std::vector<Token>& tokens) : t_(tokens) {}
@@ -34,6 +47,21 @@ public:
 
 private:
     using Kind = Token::Kind;
+
+    // One level of recursion (a nested block, parenthesis, list, `not`…) for as long as it lives.
+    class Nested {
+    public:
+        explicit Nested(Parser& p) : p_(p) {
+            if (p_.depth_ >= kMaxNesting) p_.error("nested more than " + std::to_string(kMaxNesting) + " levels deep");
+            ++p_.depth_;
+        }
+        ~Nested() { --p_.depth_; }
+        Nested(const Nested&) = delete;
+        Nested& operator=(const Nested&) = delete;
+
+    private:
+        Parser& p_;
+    };
 
     const Token& peek(size_t k = 0) const { return t_[std::min(i_ + k, t_.size() - 1)]; }
     const Token& next() { return t_[std::min(i_++, t_.size() - 1)]; }
@@ -73,6 +101,7 @@ private:
 
     // Nodes up to a block tag named in `ends` (its name consumed, the rest of the tag not).
     std::pair<Body, std::string> parse_body(std::initializer_list<const char*> ends) {
+        const Nested nested(*this);
         Body body;
         while (true) {
             const Token& t = peek();
@@ -233,20 +262,27 @@ private:
         if (items.empty() && !in_parens) error("expected an expression, got '" + describe(peek()) + "'");
         ExprPtr e = make(Expr::Kind::Tuple, line);
         e->args = std::move(items);
-        return e;
+        return finish(std::move(e));
     }
 
-    ExprPtr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
+    ExprPtr parse_expression(bool with_condexpr) {
+        const Nested nested(*this);
+        return with_condexpr ? parse_condexpr() : parse_or();
+    }
 
     ExprPtr parse_condexpr() {
         ExprPtr expr = parse_or();
         while (is_name("if")) {
             const int line = next().line;
             ExprPtr cond = parse_or();
-            ExprPtr otherwise = skip_name("else") ? parse_condexpr() : nullptr;
+            ExprPtr otherwise;
+            if (skip_name("else")) {
+                const Nested nested(*this);
+                otherwise = parse_condexpr();
+            }
             ExprPtr e = make(Expr::Kind::Cond, line, std::move(cond), std::move(expr));
             e->args.push_back(std::move(otherwise));
-            expr = std::move(e);
+            expr = finish(std::move(e));
         }
         return expr;
     }
@@ -254,7 +290,7 @@ private:
     ExprPtr binary(Op op, int line, ExprPtr a, ExprPtr b) {
         ExprPtr e = make(Expr::Kind::Binary, line, std::move(a), std::move(b));
         e->op = op;
-        return e;
+        return finish(std::move(e));
     }
 
     ExprPtr parse_or() {
@@ -277,10 +313,11 @@ private:
 
     ExprPtr parse_not() {
         if (!is_name("not")) return parse_compare();
+        const Nested nested(*this);
         const int line = next().line;
         ExprPtr e = make(Expr::Kind::Unary, line, parse_not());
         e->op = Op::Not;
-        return e;
+        return finish(std::move(e));
     }
 
     ExprPtr parse_compare() {
@@ -308,7 +345,7 @@ private:
             e->ops.push_back(op);
             e->args.push_back(parse_math1());
         }
-        return e ? std::move(e) : std::move(first);
+        return e ? finish(std::move(e)) : std::move(first);
     }
 
     ExprPtr parse_math1() {
@@ -351,10 +388,15 @@ private:
 
     ExprPtr parse_unary(bool with_filter) {
         ExprPtr e;
-        if (is_op("-") || is_op("+")) {
+        if (is_op("-") && peek(1).kind == Kind::Int && peek(1).needs_minus) {
+            e = make(Expr::Kind::Literal, next().line);  // -9223372036854775808: INT64_MIN itself
+            e->value = Value(next().int_value);
+        } else if (is_op("-") || is_op("+")) {
+            const Nested nested(*this);
             const Token& t = next();
             e = make(Expr::Kind::Unary, t.line, parse_unary(false));
             e->op = t.text == "-" ? Op::Neg : Op::Pos;
+            e = finish(std::move(e));
         } else {
             e = parse_primary();
         }
@@ -385,7 +427,10 @@ private:
                 e->value = Value(std::move(s));
                 return e;
             }
-            case Kind::Int: e->value = Value(next().int_value); return e;
+            case Kind::Int:
+                if (t.needs_minus) error("integer literal " + t.text + " does not fit in 64 bits");
+                e->value = Value(next().int_value);
+                return e;
             case Kind::Float: e->value = Value(next().float_value); return e;
             default: break;
         }
@@ -401,7 +446,7 @@ private:
                 if (skip_op("]")) break;
                 e->args.push_back(parse_expression(true));
             }
-            return e;
+            return finish(std::move(e));
         }
         if (skip_op("{")) {
             e->kind = Expr::Kind::Dict;
@@ -412,7 +457,7 @@ private:
                 expect_op(":");
                 e->args.push_back(parse_expression(true));
             }
-            return e;
+            return finish(std::move(e));
         }
         error("unexpected '" + describe(t) + "'");
     }
@@ -421,13 +466,14 @@ private:
         while (true) {
             const int line = peek().line;
             if (skip_op(".")) {
-                if (peek().kind == Kind::Int) {
+                if (peek().kind == Kind::Int && !peek().needs_minus) {
                     ExprPtr index = make(Expr::Kind::Literal, line);
                     index->value = Value(next().int_value);
-                    e = make(Expr::Kind::Item, line, std::move(e), std::move(index));
+                    e = finish(make(Expr::Kind::Item, line, std::move(e), std::move(index)));
                 } else {
                     e = make(Expr::Kind::Attr, line, std::move(e));
                     e->name = expect_name();
+                    e = finish(std::move(e));
                 }
             } else if (skip_op("[")) {
                 e = parse_subscript(std::move(e), line);
@@ -443,7 +489,7 @@ private:
         ExprPtr start = is_op(":") ? nullptr : parse_expression(true);
         if (!skip_op(":")) {
             expect_op("]");
-            return make(Expr::Kind::Item, line, std::move(target), std::move(start));
+            return finish(make(Expr::Kind::Item, line, std::move(target), std::move(start)));
         }
         ExprPtr e = make(Expr::Kind::Slice, line);
         e->args.push_back(std::move(target));
@@ -451,7 +497,7 @@ private:
         e->args.push_back(is_op("]") || is_op(":") ? nullptr : parse_expression(true));
         e->args.push_back(skip_op(":") && !is_op("]") ? parse_expression(true) : nullptr);
         expect_op("]");
-        return e;
+        return finish(std::move(e));
     }
 
     // name(args…) for calls, filters and tests: positional arguments, then keyword ones.
@@ -474,7 +520,7 @@ private:
                 e->args.push_back(parse_expression(true));
             }
         }
-        return e;
+        return finish(std::move(e));
     }
 
     std::string dotted_name() {
@@ -496,6 +542,7 @@ private:
                 } else {
                     e = make(Expr::Kind::Filter, line, std::move(e));
                     e->name = std::move(name);
+                    e = finish(std::move(e));
                 }
             } else if (is_name("is")) {
                 e = parse_test(std::move(e));
@@ -529,11 +576,12 @@ private:
             }
         }
         e->negated = negated;
-        return e;
+        return finish(std::move(e));
     }
 
     const std::vector<Token>& t_;
     size_t i_ = 0;
+    int depth_ = 0;
 };
 
 }  // namespace

@@ -20,6 +20,9 @@ struct Token {
     int64_t int_value = 0;
     double float_value = 0;
     int line = 1;
+    // The literal 9223372036854775808 (int_value holds INT64_MIN): it fits in 64 bits only after a
+    // unary minus, which the parser checks.
+    bool needs_minus = false;
 };
 
 // Throws Error("chat template line N: …") on an unterminated tag, string or comment.
@@ -72,6 +75,7 @@ struct Expr {
     };
     Kind kind;
     int line = 0;
+    int depth = 1;  // of the subtree: 1 + the deepest operand's, at most kMaxNesting
     Value value;
     std::string name;
     Op op = Op::Add;
@@ -107,7 +111,8 @@ struct Node {
     std::vector<Body> bodies;
 };
 
-// Throws Error("chat template line N: …") on a syntax error or an unsupported tag.
+// Throws Error("chat template line N: …") on a syntax error, an unsupported tag, or syntax nested
+// deeper than kMaxNesting (jinja_sandbox.h).
 Body parse(const std::vector<Token>& tokens);
 
 }  // namespace strata::jinja

@@ -5,10 +5,19 @@
 #include <cmath>
 #include <cstdio>
 
+#include "chat/jinja_sandbox.h"
 #include "util/error.h"
 #include "util/json.h"
 
 namespace strata::jinja {
+
+namespace {
+
+[[noreturn]] void too_long(const char* what) {
+    fail("a ", what, " longer than ", kMaxStringBytes, " bytes (the limit on any string a template makes)");
+}
+
+}  // namespace
 
 const Value* Args::get(size_t i, std::string_view name) const {
     if (i < positional.size()) return &positional[i];
@@ -18,10 +27,22 @@ const Value* Args::get(size_t i, std::string_view name) const {
     return nullptr;
 }
 
+Value::Value(std::string s) : kind_(Kind::String), string_(std::make_shared<const std::string>(std::move(s))) {}
+
 Value Value::undefined(std::string name) {
     Value v;
-    v.string_ = std::move(name);
+    v.string_ = std::make_shared<const std::string>(std::move(name));
     return v;
+}
+
+const std::string& Value::undefined_name() const {
+    static const std::string unnamed;
+    return string_ ? *string_ : unnamed;
+}
+
+void Value::set_depth(int depth) {
+    if (depth > kMaxValueDepth) fail("a list or dict nested more than ", kMaxValueDepth, " levels deep");
+    depth_ = static_cast<uint8_t>(depth);
 }
 
 Value Value::none() {
@@ -34,6 +55,12 @@ Value Value::array(Array items, bool tuple) {
     Value v;
     v.kind_ = Kind::Array;
     v.tuple_ = tuple;
+    int deepest = 0;
+    for (const Value& item : items) {
+        deepest = std::max<int>(deepest, item.depth_);
+        v.holds_reference_ = v.holds_reference_ || item.holds_reference_;
+    }
+    v.set_depth(deepest + 1);
     v.array_ = std::make_shared<Array>(std::move(items));
     return v;
 }
@@ -41,19 +68,30 @@ Value Value::array(Array items, bool tuple) {
 Value Value::object(Object members) {
     Value v;
     v.kind_ = Kind::Object;
+    int deepest = 0;
+    for (const auto& member : members) {
+        deepest = std::max<int>(deepest, member.second.depth_);
+        v.holds_reference_ = v.holds_reference_ || member.second.holds_reference_;
+    }
+    v.set_depth(deepest + 1);
     v.object_ = std::make_shared<Object>(std::move(members));
     return v;
 }
 
 Value Value::namespace_object(Object members) {
+    for (const auto& [key, value] : members) {
+        if (value.holds_reference_) fail("namespace(", key, "=…): a namespace cannot hold a namespace or a function");
+    }
     Value v = object(std::move(members));
     v.namespace_ = true;
+    v.holds_reference_ = true;
     return v;
 }
 
 Value Value::function(Function fn) {
     Value v;
     v.kind_ = Kind::Function;
+    v.holds_reference_ = true;
     v.function_ = std::make_shared<Function>(std::move(fn));
     return v;
 }
@@ -89,7 +127,7 @@ bool Value::truthy() const {
         case Kind::Bool:
         case Kind::Int: return int_ != 0;
         case Kind::Float: return float_ != 0;
-        case Kind::String: return !string_.empty();
+        case Kind::String: return !string_->empty();
         case Kind::Array: return !array_->empty();
         case Kind::Object: return !object_->empty();
         case Kind::Function: return true;
@@ -110,7 +148,7 @@ double Value::as_number() const {
 
 const std::string& Value::as_string() const {
     if (kind_ != Kind::String) fail("expected a string, got ", type_name());
-    return string_;
+    return *string_;
 }
 
 const Array& Value::items() const {
@@ -138,6 +176,8 @@ const Value* Value::find(std::string_view key) const {
 
 void Value::set_member(const std::string& key, Value v) const {
     if (!is_namespace()) fail("cannot assign attribute '", key, "' on a ", type_name(), " (only on a namespace())");
+    if (v.holds_reference_) fail("cannot assign a namespace or a function to the namespace attribute '", key, "'");
+    if (v.depth_ + 1 > kMaxValueDepth) fail("a namespace nested more than ", kMaxValueDepth, " levels deep");
     for (auto& [k, existing] : *object_) {
         if (k == key) {
             existing = std::move(v);
@@ -193,10 +233,10 @@ std::string python_float(double d) {
 
 namespace {
 
-std::string repr_string(const std::string& s) {
+void repr_string(std::string& out, const std::string& s) {
     // Python prefers single quotes, switching to double ones when that avoids escaping.
     const char quote = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
-    std::string out(1, quote);
+    out += quote;
     for (unsigned char c : s) {
         if (c == '\\' || c == quote) {
             out += '\\';
@@ -215,44 +255,62 @@ std::string repr_string(const std::string& s) {
             out += static_cast<char>(c);
         }
     }
-    return out + quote;
+    out += quote;
 }
 
+// Strings grow by appends; past the limit the value is refused before anything larger is built.
+void check_length(const std::string& out, const char* what) {
+    if (out.size() > kMaxStringBytes) too_long(what);
+}
 
 }  // namespace
 
 std::string Value::str() const {
     switch (kind_) {
         case Kind::Undefined: return "";
-        case Kind::String: return string_;
+        case Kind::String: return *string_;
         default: return repr();
     }
 }
 
 std::string Value::repr() const {
+    std::string out;
+    repr_into(out);
+    return out;
+}
+
+// Every value visited adds at least one byte, so the work is bounded by the string's limit.
+void Value::repr_into(std::string& out) const {
+    check_length(out, "printed value");
     switch (kind_) {
-        case Kind::Undefined: return "";
-        case Kind::None: return "None";
-        case Kind::Bool: return int_ ? "True" : "False";
-        case Kind::Int: return std::to_string(int_);
-        case Kind::Float: return python_float(float_);
-        case Kind::String: return repr_string(string_);
-        case Kind::Array: {
-            std::string out = tuple_ ? "(" : "[";
-            for (size_t i = 0; i < array_->size(); ++i) out += (i ? ", " : "") + (*array_)[i].repr();
-            if (tuple_ && array_->size() == 1) out += ",";
-            return out + (tuple_ ? ")" : "]");
-        }
-        case Kind::Object: {
-            std::string out = "{";
-            for (size_t i = 0; i < object_->size(); ++i) {
-                out += (i ? ", " : "") + repr_string((*object_)[i].first) + ": " + (*object_)[i].second.repr();
+        case Kind::Undefined: break;
+        case Kind::None: out += "None"; break;
+        case Kind::Bool: out += int_ ? "True" : "False"; break;
+        case Kind::Int: out += std::to_string(int_); break;
+        case Kind::Float: out += python_float(float_); break;
+        case Kind::String: repr_string(out, *string_); break;
+        case Kind::Array:
+            out += tuple_ ? "(" : "[";
+            for (size_t i = 0; i < array_->size(); ++i) {
+                if (i) out += ", ";
+                (*array_)[i].repr_into(out);
             }
-            return out + "}";
-        }
-        case Kind::Function: return "<function>";
+            if (tuple_ && array_->size() == 1) out += ",";
+            out += tuple_ ? ")" : "]";
+            break;
+        case Kind::Object:
+            out += "{";
+            for (size_t i = 0; i < object_->size(); ++i) {
+                if (i) out += ", ";
+                repr_string(out, (*object_)[i].first);
+                out += ": ";
+                (*object_)[i].second.repr_into(out);
+            }
+            out += "}";
+            break;
+        case Kind::Function: out += "<function>"; break;
     }
-    return "";
+    check_length(out, "printed value");
 }
 
 std::string Value::to_json(int indent, const std::string& item_sep, const std::string& key_sep, bool sort_keys) const {
@@ -260,10 +318,13 @@ std::string Value::to_json(int indent, const std::string& item_sep, const std::s
     // Python's json.dumps layout: with an indent, every item on its own line; empty containers
     // stay "[]" / "{}".
     std::function<void(const Value&, int)> write = [&](const Value& v, int depth) {
+        check_length(out, "JSON text");
         auto newline = [&](int d) {
             if (indent < 0) return;
+            const size_t width = static_cast<size_t>(indent) * static_cast<size_t>(d);
+            if (width > kMaxStringBytes - out.size()) too_long("JSON text");
             out += '\n';
-            out.append(static_cast<size_t>(indent * d), ' ');
+            out.append(width, ' ');
         };
         switch (v.kind_) {
             case Kind::None: out += "null"; break;
@@ -277,7 +338,7 @@ std::string Value::to_json(int indent, const std::string& item_sep, const std::s
                 else
                     out += python_float(v.float_);
                 break;
-            case Kind::String: json_quote(out, v.string_); break;
+            case Kind::String: json_quote(out, *v.string_); break;
             case Kind::Array: {
                 if (v.array_->empty()) {
                     out += "[]";
@@ -319,12 +380,14 @@ std::string Value::to_json(int indent, const std::string& item_sep, const std::s
             case Kind::Undefined:
             case Kind::Function: fail("Object of type ", v.type_name(), " is not JSON serializable");
         }
+        check_length(out, "JSON text");
     };
     write(*this, 0);
     return out;
 }
 
-bool Value::equals(const Value& other) const {
+bool Value::equals(const Value& other, Budget& budget) const {
+    budget.steps(1);
     if (is_number() && other.is_number()) {
         if (kind_ == Kind::Float || other.kind_ == Kind::Float) return as_number() == other.as_number();
         return int_ == other.int_;
@@ -333,16 +396,23 @@ bool Value::equals(const Value& other) const {
     switch (kind_) {
         case Kind::Undefined:
         case Kind::None: return true;
-        case Kind::String: return string_ == other.string_;
+        case Kind::String:
+            if (string_->size() != other.string_->size()) return false;
+            budget.bytes(string_->size());
+            return *string_ == *other.string_;
         case Kind::Array:
+            if (array_ == other.array_) return tuple_ == other.tuple_;
             return tuple_ == other.tuple_ && array_->size() == other.array_->size() &&
                    std::equal(array_->begin(), array_->end(), other.array_->begin(),
-                              [](const Value& a, const Value& b) { return a.equals(b); });
+                              [&](const Value& a, const Value& b) { return a.equals(b, budget); });
         case Kind::Object:
+            // A namespace compares by identity, as a Python object without __eq__ does.
+            if (namespace_ || other.namespace_ || object_ == other.object_) return object_ == other.object_;
             if (object_->size() != other.object_->size()) return false;
+            budget.items(object_->size() * object_->size());
             for (const auto& [k, v] : *object_) {
                 const Value* o = other.find(k);
-                if (!o || !v.equals(*o)) return false;
+                if (!o || !v.equals(*o, budget)) return false;
             }
             return true;
         case Kind::Function: return function_ == other.function_;
@@ -350,20 +420,23 @@ bool Value::equals(const Value& other) const {
     }
 }
 
-int Value::compare(const Value& other) const {
+int Value::compare(const Value& other, Budget& budget) const {
+    budget.steps(1);
     if (is_number() && other.is_number()) {
+        if (kind_ != Kind::Float && other.kind_ != Kind::Float) return int_ < other.int_ ? -1 : (int_ > other.int_);
         const double a = as_number(), b = other.as_number();
         return a < b ? -1 : (a > b ? 1 : 0);
     }
     if (kind_ == Kind::String && other.kind_ == Kind::String) {
         // Byte order of UTF-8 is code point order, which Python compares.
-        const int c = string_.compare(other.string_);
+        budget.bytes(std::min(string_->size(), other.string_->size()));
+        const int c = string_->compare(*other.string_);
         return c < 0 ? -1 : (c > 0 ? 1 : 0);
     }
     if (kind_ == Kind::Array && other.kind_ == Kind::Array) {
         const size_t n = std::min(array_->size(), other.array_->size());
         for (size_t i = 0; i < n; ++i) {
-            if (const int c = (*array_)[i].compare((*other.array_)[i])) return c;
+            if (const int c = (*array_)[i].compare((*other.array_)[i], budget)) return c;
         }
         return array_->size() < other.array_->size() ? -1 : (array_->size() > other.array_->size() ? 1 : 0);
     }
@@ -378,6 +451,13 @@ std::vector<size_t> utf8_offsets(std::string_view s) {
     }
     offsets.push_back(s.size());
     return offsets;
+}
+
+
+size_t utf8_length(std::string_view s) {
+    size_t n = 0;
+    for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return n;
 }
 
 }  // namespace strata::jinja

@@ -1,8 +1,12 @@
 // The values a Jinja template computes with, with Python's semantics where chat templates rely on
 // them: truthiness, str()/repr() spelling ("None", "True", "1.0", "['a', 1]"), json.dumps output,
 // equality across int/float/bool, ordering, and strings measured in code points, not bytes.
-// Containers are shared, not copied (as Python references are), so a namespace() object assigned
-// in a loop body is seen after the loop.
+// Containers and strings are shared, not copied (as Python references are), so a namespace()
+// object assigned in a loop body is seen after the loop, and passing a long string around is free.
+//
+// For the sandbox (jinja_sandbox.h), every value knows how deeply it nests, and a namespace - the
+// one mutable value - may not hold a namespace or a function (directly or inside a container),
+// so no value can contain itself: repr, tojson, comparisons and destructors always end.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +23,7 @@ class Json;
 
 namespace strata::jinja {
 
+class Budget;
 class Value;
 using Array = std::vector<Value>;
 using Object = std::vector<std::pair<std::string, Value>>;  // insertion order, as Python dicts keep it
@@ -44,11 +49,13 @@ public:
     Value(int i) : kind_(Kind::Int), int_(i) {}
     Value(int64_t i) : kind_(Kind::Int), int_(i) {}
     Value(double d) : kind_(Kind::Float), float_(d) {}
-    Value(std::string s) : kind_(Kind::String), string_(std::move(s)) {}
+    Value(std::string s);
     Value(const char* s) : Value(std::string(s)) {}
+    // Throw Error when the container would nest deeper than kMaxValueDepth.
     static Value array(Array items = {}, bool tuple = false);
     static Value object(Object members = {});
-    // A jinja2 namespace(): an object whose attributes `{% set ns.x = … %}` may assign.
+    // A jinja2 namespace(): an object whose attributes `{% set ns.x = … %}` may assign. Throws
+    // Error for a member that is or holds a namespace or a function.
     static Value namespace_object(Object members);
     static Value function(Function fn);
     // JSON objects become objects, arrays arrays, numbers Int when integral and written without a
@@ -75,15 +82,21 @@ public:
     const Object& members() const;
     const Function& function() const;
     // For undefined values: what was looked up.
-    const std::string& undefined_name() const { return string_; }
+    const std::string& undefined_name() const;
+    // Nesting depth: 0 for scalars, 1 + the deepest item for containers.
+    int depth() const { return depth_; }
 
     // Object member, or nullptr.
     const Value* find(std::string_view key) const;
-    // Assigns a namespace attribute (visible through every copy of this value).
+    // Assigns a namespace attribute (visible through every copy of this value). Throws Error for a
+    // value that is or holds a namespace or a function (it could make the namespace contain
+    // itself).
     void set_member(const std::string& key, Value v) const;
 
     // Python's type name ("str", "int", "list", "dict", "NoneType"…) for error messages.
     std::string type_name() const;
+    // These three throw Error rather than build a string over kMaxStringBytes; their work is
+    // proportional to the string they return, which the caller charges.
     std::string str() const;   // str(): what {{ value }} prints; undefined prints ""
     std::string repr() const;  // repr(): how values look inside printed containers
     // json.dumps(value, ensure_ascii=False, indent=indent (< 0: none), separators, sort_keys), as
@@ -91,16 +104,24 @@ public:
     std::string to_json(int indent, const std::string& item_separator, const std::string& key_separator,
                         bool sort_keys) const;
 
-    bool equals(const Value& other) const;  // Python ==, and undefined == undefined
+    // Python == (namespaces and functions by identity, as Python compares them), and undefined ==
+    // undefined. Charges the budget for what it visits.
+    bool equals(const Value& other, Budget& budget) const;
     // Python ordering (<0, 0, >0) of numbers, strings and sequences; throws Error otherwise.
-    int compare(const Value& other) const;
+    int compare(const Value& other, Budget& budget) const;
 
 private:
+    void repr_into(std::string& out) const;
+    void set_depth(int depth);  // throws Error beyond kMaxValueDepth
+
     Kind kind_ = Kind::Undefined;
     bool tuple_ = false, namespace_ = false;
+    // Is or holds a namespace or a function: such a value may not become a namespace's member.
+    bool holds_reference_ = false;
+    uint8_t depth_ = 0;
     int64_t int_ = 0;
     double float_ = 0;
-    std::string string_;
+    std::shared_ptr<const std::string> string_;  // String: the text; Undefined: what was looked up
     std::shared_ptr<Array> array_;
     std::shared_ptr<Object> object_;
     std::shared_ptr<Function> function_;
@@ -112,5 +133,7 @@ std::string python_float(double d);
 
 // UTF-8 code points: byte offsets of each character's start, plus the total size at the end.
 std::vector<size_t> utf8_offsets(std::string_view s);
+// The number of code points (what len() gives), without building the offsets.
+size_t utf8_length(std::string_view s);
 
 }  // namespace strata::jinja
