@@ -364,6 +364,12 @@ const AttentionCase kAttentionCases[] = {
     {GgmlType::F16, 8, 2, 64, 64, {{20, 1}, {0, 5}, {40, 7}}, false, false},  // three sequences in one batch
     {GgmlType::Q8_0, 4, 1, 32, 32, {{9, 4}, {30, 1}, {0, 3}}, true, true},    // ... their rows interleaved
     {GgmlType::F32, 8, 8, 32, 32, {{12, 1}, {7, 1}}, false, false},           // two sequences decoding together
+    // Long enough that a GPU kernel's warps each take several chunks of keys, on head widths that
+    // are not multiples of 32, and a batch of more than 64 rows of several sequences (more rows
+    // than the CUDA backend passes caches for in one launch).
+    {GgmlType::F32, 4, 2, 80, 48, {{600, 1}}, false, true},
+    {GgmlType::Q8_0, 4, 2, 64, 64, {{300, 40}}, false, false},
+    {GgmlType::F16, 4, 2, 32, 32, {{3, 40}, {0, 30}, {10, 30}}, true, true},
 };
 
 TEST_CASE("backend_ops: kv_write and attention on F32, F16 and Q8_0 caches") {
@@ -640,6 +646,7 @@ const SsmScanCase kSsmScanCases[] = {
     {"mamba2", {8, 16, 32, 2, false}, 70, 6, 6, false},  // the chunked path: a 64-token chunk and a remainder
     {"mamba2", {4, 8, 16, 4, false}, 9, 0, 0, true},     // a group per head, a short batch, no ring
     {"mamba2", {8, 16, 32, 1, false}, 130, 4, 3, true},  // two chunks and a remainder, fewer states than slots
+    {"mamba2", {4, 8, 128, 1, false}, 5, 4, 2, false},   // Mamba-2's d_state 128: several states per GPU lane
 };
 
 void check_ssm_scan(const SsmScanCase& s, bool strided_outputs) {

@@ -26,6 +26,9 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
     Tensor t = *this;
     t.ne[1] = end - begin;
     t.data = static_cast<uint8_t*>(data) + static_cast<size_t>(begin) * nb[1];
+    // Rows of one matrix: the matrix stride shrinks with it, so a row range of packed rows is
+    // itself contiguous (one span: copies, reads and writes take it whole).
+    if (ne[2] == 1 && ne[3] == 1) t.nb[3] = t.nb[2] = t.nb[1] * static_cast<size_t>(t.ne[1]);
     return t;
 }
 

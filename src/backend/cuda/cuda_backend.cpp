@@ -1,8 +1,7 @@
 // The CUDA backend's host side: device memory, host ↔ device copies, and the ops that dispatch
 // to the kernels of cuda/ on the backend's one stream. Everything is queued on that stream in
 // call order, so ops need no synchronization between them; only read() and synchronize() wait.
-// A skeleton so far: get_rows, rmsnorm, add and the F32/F16 matmul run on the GPU, every other
-// op throws NotImplemented naming itself.
+// Every op has a kernel; a type or shape a kernel does not cover throws NotImplemented naming it.
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
