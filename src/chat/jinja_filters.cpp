@@ -150,7 +150,7 @@ Value to_json(Budget& budget, const Value& v, const Args& a) {
         item_sep = sep->items()[0].as_string();
         key_sep = sep->items()[1].as_string();
     }
-    std::string out = v.to_json(width, item_sep, key_sep, flag(a, kKeywordOnly, "sort_keys", false));
+    std::string out = v.to_json(budget, width, item_sep, key_sep, flag(a, kKeywordOnly, "sort_keys", false));
     budget.string(out.size());
     return out;
 }
@@ -167,7 +167,7 @@ Value indent_text(Budget& budget, const Value& v, const Args& a) {
     }
     const bool first = flag(a, 1, "first", false), blank = flag(a, 2, "blank", false);
     // jinja2 appends a newline before splitting lines, so a trailing newline survives.
-    const std::string s = v.str() + "\n";
+    const std::string s = v.str(budget) + "\n";
     budget.bytes(s.size());
     std::vector<std::string> lines;
     size_t start = 0;
@@ -268,7 +268,7 @@ Value default_value(const Value& v, const Args& a) {
 }
 
 Value html_escape(Budget& budget, const Value& v) {
-    const std::string s = v.str();
+    const std::string s = v.str(budget);
     size_t size = 0;
     for (char c : s) size += c == '&' || c == '"' || c == '\'' ? 5 : c == '<' || c == '>' ? 4 : 1;
     budget.string(size);
@@ -299,7 +299,7 @@ Value reading(Budget& budget, const Value& v, const Args& a) {
 // String filters are str() of the input, then the str method of that name.
 template <const char* name>
 Value string_filter(Budget& budget, const Value& v, const Args& a) {
-    const std::string s = v.str();
+    const std::string s = v.str(budget);
     budget.bytes(s.size());
     return get_attribute(budget, Value(s), name).function()(a);
 }
@@ -312,7 +312,7 @@ const std::map<std::string, FilterFn>& filters() {
         {"trim",
          [](Budget& budget, const Value& v, const Args& a) -> Value {
              const Value* chars = opt(a, 0, "chars");
-             const std::string s = v.str();
+             const std::string s = v.str(budget);
              budget.bytes(s.size() + (chars && chars->is_string() ? chars->as_string().size() : 0));
              return python_strip(s, chars && !chars->is_none() ? &chars->as_string() : nullptr, true, true);
          }},
@@ -323,11 +323,11 @@ const std::map<std::string, FilterFn>& filters() {
          [](Budget& budget, const Value& v, const Args& a) -> Value {
              const Value* sep = opt(a, 0, "d");
              const Value* attribute = opt(a, 1, "attribute");
-             const std::string separator = sep ? sep->str() : "";
+             const std::string separator = sep ? sep->str(budget) : "";
              std::string out;
              bool first = true;
              for (const Value& item : iterate(budget, v)) {
-                 const std::string text = (attribute ? attribute_path(budget, item, attribute->as_string()) : item).str();
+                 const std::string text = (attribute ? attribute_path(budget, item, attribute->as_string()) : item).str(budget);
                  budget.append(out.size(), (first ? 0 : separator.size()) + text.size());
                  if (!first) out += separator;
                  first = false;
@@ -363,7 +363,7 @@ const std::map<std::string, FilterFn>& filters() {
          }},
         {"string",
          [](Budget& budget, const Value& v, const Args&) {
-             std::string s = v.str();
+             std::string s = v.str(budget);
              budget.string(s.size());
              return Value(std::move(s));
          }},
@@ -445,11 +445,9 @@ bool is_lower_or_upper(Budget& budget, const Value& v, bool upper) {
     budget.bytes(s.size());
     bool cased = false;
     for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (std::isalpha(u)) {
-            cased = true;
-            if ((upper && std::islower(u)) || (!upper && std::isupper(u))) return false;
-        }
+        const bool is_lower = c >= 'a' && c <= 'z', is_upper = c >= 'A' && c <= 'Z';
+        cased = cased || is_lower || is_upper;
+        if ((upper && is_lower) || (!upper && is_upper)) return false;
     }
     return cased;
 }

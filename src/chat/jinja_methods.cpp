@@ -276,8 +276,8 @@ bool is_string_method(const std::string& n) {
 }
 
 // "[key]", naming a missing item in messages.
-std::string item_name(const Value& key) {
-    std::string name = key.repr();
+std::string item_name(Budget& budget, const Value& key) {
+    std::string name = key.repr(budget);
     name.insert(name.begin(), '[');
     name.push_back(']');
     return name;
@@ -370,10 +370,10 @@ Value get_item(Budget& budget, const Value& obj, const Value& key) {
                 return s.substr(b, e - b);
             }
         }
-        return Value::undefined(item_name(key));
+        return Value::undefined(item_name(budget, key));
     }
     if (key.is_string()) return get_attribute(budget, obj, key.as_string());
-    return Value::undefined(item_name(key));
+    return Value::undefined(item_name(budget, key));
 }
 
 Value get_slice(Budget& budget, const Value& obj, const Value* start, const Value* stop, const Value* step) {
@@ -495,8 +495,9 @@ Object global_functions(Budget& budget) {
                    }));
     g.emplace_back("dict",
                    Value::function([keyword_object](const Args& a) { return Value::object(keyword_object(a)); }));
-    g.emplace_back("raise_exception", Value::function([](const Args& a) -> Value {
-                       fail("the chat template raised: ", a.positional.empty() ? std::string() : a.positional[0].str());
+    g.emplace_back("raise_exception", Value::function([&budget](const Args& a) -> Value {
+                       fail("the chat template raised: ",
+                            a.positional.empty() ? std::string() : a.positional[0].str(budget));
                    }));
     g.emplace_back("strftime_now", Value::function([](const Args& a) {
                        const std::time_t now = std::time(nullptr);
