@@ -104,8 +104,9 @@ TEST_CASE("jinja sandbox: recursive macros and deep values are bounded") {
     check_error("{% set ns = namespace() %}{% set ns.l = [1, [ns]] %}{{ ns }}", "namespace");
     check_error("{% set ns = namespace() %}{% set ns.f = 'a'.upper %}", "function");
     check_error("{% set a = namespace() %}{% set b = namespace(a=a) %}", "namespace");
-    CHECK(render("{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}") ==
-          "3");
+    CHECK(
+        render("{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}") ==
+        "3");
 }
 
 TEST_CASE("jinja sandbox: strings and output have a size limit") {
@@ -133,9 +134,10 @@ TEST_CASE("jinja sandbox: a step budget stops runaway loops") {
     check_error("{% for i in range(9223372036854775807) %}{% endfor %}", "steps");
     check_error("{% for i in range(-9223372036854775807 - 1, 9223372036854775807) %}{% endfor %}", "steps");
     check_error("{% for i in range(9223372036854775807, -9223372036854775807 - 1, -1) %}{% endfor %}", "steps");
-    check_error("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}"
-                "{% endfor %}{% endfor %}{% endfor %}",
-                "steps");
+    check_error(
+        "{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}"
+        "{% endfor %}{% endfor %}{% endfor %}",
+        "steps");
     check_error("{% set l = range(100000) | list %}{{ l | unique | length }}", "steps");
     // Range bounds near the ends of int64 give Python's lengths without overflowing.
     CHECK(render("{{ range(9223372036854775800, 9223372036854775807, 3) | list }}") ==

@@ -71,7 +71,8 @@ Value arithmetic(Budget& budget, Op op, const Value& a, const Value& b) {
     switch (op) {
         case Op::Add:
             if (numbers)
-                return both_ints(a, b) ? Value(checked_add(a.as_int(), b.as_int())) : Value(a.as_number() + b.as_number());
+                return both_ints(a, b) ? Value(checked_add(a.as_int(), b.as_int()))
+                                       : Value(a.as_number() + b.as_number());
             if (a.is_string() && b.is_string()) return concatenate(budget, a.as_string(), b.as_string());
             if (a.is_array() && b.is_array()) {
                 budget.items(a.items().size() + b.items().size());
@@ -87,7 +88,8 @@ Value arithmetic(Budget& budget, Op op, const Value& a, const Value& b) {
             return both_ints(a, b) ? Value(checked_sub(a.as_int(), b.as_int())) : Value(a.as_number() - b.as_number());
         case Op::Mul:
             if (numbers)
-                return both_ints(a, b) ? Value(checked_mul(a.as_int(), b.as_int())) : Value(a.as_number() * b.as_number());
+                return both_ints(a, b) ? Value(checked_mul(a.as_int(), b.as_int()))
+                                       : Value(a.as_number() * b.as_number());
             if ((a.is_string() || a.is_array()) && is_count(b)) return repeat(budget, a, b.as_int());
             if ((b.is_string() || b.is_array()) && is_count(a)) return repeat(budget, b, a.as_int());
             unsupported("*", a, b);

@@ -215,7 +215,8 @@ bool parse_float(const std::string& s, double* out) {
 Value to_int(const Value& v, const Args& a) {
     const Value* dflt = opt(a, 0, "default");
     const Value fallback = dflt ? *dflt : Value(0);
-    if (v.kind() == Value::Kind::Float) return std::isnan(v.as_number()) ? fallback : Value(float_to_int(v.as_number()));
+    if (v.kind() == Value::Kind::Float)
+        return std::isnan(v.as_number()) ? fallback : Value(float_to_int(v.as_number()));
     if (v.is_number()) return v.as_int();
     if (!v.is_string()) return fallback;
     const std::string s = python_strip(v.as_string(), nullptr, true, true);
@@ -327,7 +328,8 @@ const std::map<std::string, FilterFn>& filters() {
              std::string out;
              bool first = true;
              for (const Value& item : iterate(budget, v)) {
-                 const std::string text = (attribute ? attribute_path(budget, item, attribute->as_string()) : item).str(budget);
+                 const std::string text =
+                     (attribute ? attribute_path(budget, item, attribute->as_string()) : item).str(budget);
                  budget.append(out.size(), (first ? 0 : separator.size()) + text.size());
                  if (!first) out += separator;
                  first = false;
@@ -344,11 +346,13 @@ const std::map<std::string, FilterFn>& filters() {
          }},
         {"last",
          [](Budget& budget, const Value& v, const Args&) {
-             if (v.is_array()) return v.items().empty() ? Value::undefined("last of an empty sequence") : v.items().back();
+             if (v.is_array())
+                 return v.items().empty() ? Value::undefined("last of an empty sequence") : v.items().back();
              const Array items = iterate(budget, v);
              return items.empty() ? Value::undefined("last of an empty sequence") : items.back();
          }},
-        {"select", [](Budget& budget, const Value& v, const Args& a) { return select_items(budget, v, a, false, true); }},
+        {"select",
+         [](Budget& budget, const Value& v, const Args& a) { return select_items(budget, v, a, false, true); }},
         {"reject",
          [](Budget& budget, const Value& v, const Args& a) { return select_items(budget, v, a, false, false); }},
         {"selectattr",
@@ -390,7 +394,8 @@ const std::map<std::string, FilterFn>& filters() {
              for (const Value& item : iterate(budget, v)) {
                  const Value x = attribute ? attribute_path(budget, item, attribute->as_string()) : item;
                  const bool ints = total.kind() != Value::Kind::Float && x.kind() != Value::Kind::Float;
-                 total = ints ? Value(checked_add(total.as_int(), x.as_int())) : Value(total.as_number() + x.as_number());
+                 total =
+                     ints ? Value(checked_add(total.as_int(), x.as_int())) : Value(total.as_number() + x.as_number());
              }
              return total;
          }},
@@ -466,8 +471,10 @@ const std::map<std::string, TestFn>& tests() {
         {"number", [](Budget&, const Value& v, const Args&) { return v.is_number(); }},
         {"string", [](Budget&, const Value& v, const Args&) { return v.is_string(); }},
         {"mapping", [](Budget&, const Value& v, const Args&) { return v.is_object(); }},
-        {"iterable", [](Budget&, const Value& v, const Args&) { return v.is_undefined() || v.is_string() || v.is_array() || v.is_object(); }},
-        {"sequence", [](Budget&, const Value& v, const Args&) { return v.is_string() || v.is_array() || v.is_object(); }},
+        {"iterable", [](Budget&, const Value& v,
+                        const Args&) { return v.is_undefined() || v.is_string() || v.is_array() || v.is_object(); }},
+        {"sequence",
+         [](Budget&, const Value& v, const Args&) { return v.is_string() || v.is_array() || v.is_object(); }},
         {"callable", [](Budget&, const Value& v, const Args&) { return v.kind() == K::Function; }},
         {"odd", [](Budget&, const Value& v, const Args&) { return v.as_int() % 2 != 0; }},
         {"even", [](Budget&, const Value& v, const Args&) { return v.as_int() % 2 == 0; }},
@@ -482,11 +489,12 @@ const std::map<std::string, TestFn>& tests() {
         {"lessthan", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) < 0; }},
         {"le", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) <= 0; }},
         {"gt", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) > 0; }},
-        {"greaterthan", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) > 0; }},
+        {"greaterthan",
+         [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) > 0; }},
         {"ge", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) >= 0; }},
         {"in", [](Budget& budget, const Value& v, const Args& a) { return contains(budget, test_arg(a), v); }},
-        {"sameas",
-         [](Budget& budget, const Value& v, const Args& a) { return v.kind() == test_arg(a).kind() && v.equals(test_arg(a), budget); }},
+        {"sameas", [](Budget& budget, const Value& v,
+                      const Args& a) { return v.kind() == test_arg(a).kind() && v.equals(test_arg(a), budget); }},
         {"lower", [](Budget& budget, const Value& v, const Args&) { return is_lower_or_upper(budget, v, false); }},
         {"upper", [](Budget& budget, const Value& v, const Args&) { return is_lower_or_upper(budget, v, true); }},
     };

@@ -285,7 +285,6 @@ std::string item_name(Budget& budget, const Value& key) {
 
 int64_t normalize_index(int64_t i, int64_t size) { return i < 0 ? i + size : i; }
 
-
 }  // namespace
 
 std::string python_strip(const std::string& s, const std::string* chars, bool left, bool right) {
@@ -295,7 +294,9 @@ std::string python_strip(const std::string& s, const std::string* chars, bool le
         for (size_t i = 0, len; i < chars->size(); i += len) set.push_back(code_point(*chars, i, &len));
         std::sort(set.begin(), set.end());
     }
-    auto strip_cp = [&](uint32_t cp) { return chars ? std::binary_search(set.begin(), set.end(), cp) : python_space(cp); };
+    auto strip_cp = [&](uint32_t cp) {
+        return chars ? std::binary_search(set.begin(), set.end(), cp) : python_space(cp);
+    };
     size_t begin = 0, end = s.size();
     while (left && begin < end) {
         size_t len;
@@ -471,7 +472,8 @@ Object global_functions(Budget& budget) {
                        budget.items(n);
                        Array out;
                        out.reserve(n);
-                       for (uint64_t k = 0; k < n; ++k) out.emplace_back(static_cast<int64_t>(start + __int128(k) * step));
+                       for (uint64_t k = 0; k < n; ++k)
+                           out.emplace_back(static_cast<int64_t>(start + __int128(k) * step));
                        return Value::array(std::move(out));
                    }));
     // dict(mapping, key=value…): a keyword replaces the mapping's member of that name, as in Python.
@@ -481,8 +483,8 @@ Object global_functions(Budget& budget) {
         budget.items(members.size() + a.named.size());
         budget.steps(members.size() * a.named.size());
         for (const auto& named : a.named) {
-            const auto same = std::find_if(members.begin(), members.end(),
-                                           [&](const auto& m) { return m.first == named.first; });
+            const auto same =
+                std::find_if(members.begin(), members.end(), [&](const auto& m) { return m.first == named.first; });
             if (same != members.end())
                 same->second = named.second;
             else

@@ -8,8 +8,8 @@ namespace strata::jinja {
 
 void Budget::steps(uint64_t n) {
     if (n > kMaxSteps - used_) {
-        fail("the template needs more than ", kMaxSteps, " steps (the limit on a render's work: ", used_,
-             " used, ", n, " more asked)");
+        fail("the template needs more than ", kMaxSteps, " steps (the limit on a render's work: ", used_, " used, ", n,
+             " more asked)");
     }
     used_ += n;
 }

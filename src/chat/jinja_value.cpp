@@ -463,7 +463,6 @@ std::vector<size_t> utf8_offsets(std::string_view s) {
     return offsets;
 }
 
-
 size_t utf8_length(std::string_view s) {
     size_t n = 0;
     for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;

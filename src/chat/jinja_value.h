@@ -101,8 +101,8 @@ public:
     std::string repr(Budget& budget) const;  // repr(): how values look inside printed containers
     // json.dumps(value, ensure_ascii=False, indent=indent (< 0: none), separators, sort_keys), as
     // transformers' tojson filter calls it.
-    std::string to_json(Budget& budget, int indent, const std::string& item_separator,
-                        const std::string& key_separator, bool sort_keys) const;
+    std::string to_json(Budget& budget, int indent, const std::string& item_separator, const std::string& key_separator,
+                        bool sort_keys) const;
 
     // Python == (namespaces and functions by identity, as Python compares them), and undefined ==
     // undefined. Charges the budget for what it visits.
