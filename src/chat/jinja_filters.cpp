@@ -191,6 +191,9 @@ Value round_number(const Value& v, const Args& a) {
     const double scale = std::pow(10.0, p ? static_cast<double>(p->as_int()) : 0.0);
     const std::string method = m ? m->as_string() : "common";
     const double x = v.as_number() * scale;
+    // A precision past a double's range: Python keeps the value (or rounds it to 0.0).
+    if (!std::isfinite(x) && std::isfinite(v.as_number())) return v.as_number();
+    if (scale == 0) return 0.0 * v.as_number();
     // Python's round() rounds halves to even; nearbyint does under the default rounding mode.
     const double r = method == "ceil" ? std::ceil(x) : method == "floor" ? std::floor(x) : std::nearbyint(x);
     return r / scale;
