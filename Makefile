@@ -49,7 +49,8 @@ fuzz: $(FUZZ_TARGETS:%=fuzz-%)
 fuzz-build:
 	cmake -S tests/fuzz -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=clang++
 	cmake --build $(FUZZ_DIR) -j $(JOBS)
-	python3 tests/fuzz/jinja_seeds.py tests/data/chat_templates/cases.json $(FUZZ_DIR)/seeds/jinja
+	if command -v python3 >/dev/null; then \
+		python3 tests/fuzz/jinja_seeds.py tests/data/chat_templates/cases.json $(FUZZ_DIR)/seeds/jinja; fi
 
 # (fuzz-TARGET is not .PHONY: make skips pattern rules for phony targets.)
 fuzz-%: fuzz-build

@@ -36,12 +36,18 @@ std::vector<std::string> seed_corpus() {
 }
 
 // Pieces of Jinja syntax the mutations insert, so most mutants still lex.
-const char* const kTokens[] = {"{{ ", " }}", "{% ", " %}", "{%- ", " -%}", "{# ", " #}", "if ", "endif", "for ",
-                               " in ", "endfor", "set ", "macro ", "endmacro", "else", "not ", " and ", " or ",
-                               "(", ")", "[", "]", "{", "}", ",", ".", "|", " is ", "~", "+", "-", "*", "//", "%",
-                               "**", "==", "'", "\"", "\\x", "\\u", "0x", "1e999", "9223372036854775807",
-                               "range(", "namespace(", "loop.", "messages", "message['content']", "tojson",
-                               "trim", "join", "map", "selectattr", "replace", "split(", "indent", "unique"};
+const char* const kTokens[] = {"{{ ",      " }}",        "{% ",    " %}",      "{%- ",
+                               " -%}",     "{# ",        " #}",    "if ",      "endif",
+                               "for ",     " in ",       "endfor", "set ",     "macro ",
+                               "endmacro", "else",       "not ",   " and ",    " or ",
+                               "(",        ")",          "[",      "]",        "{",
+                               "}",        ",",          ".",      "|",        " is ",
+                               "~",        "+",          "-",      "*",        "//",
+                               "%",        "**",         "==",     "'",        "\"",
+                               "\\x",      "\\u",        "0x",     "1e999",    "9223372036854775807",
+                               "range(",   "namespace(", "loop.",  "messages", "message['content']",
+                               "tojson",   "trim",       "join",   "map",      "selectattr",
+                               "replace",  "split(",     "indent", "unique"};
 
 std::string mutate(const std::vector<std::string>& seeds, const std::string& in, std::mt19937_64& rng) {
     std::string out = in;

@@ -65,13 +65,14 @@ double float_pow(double a, double b) {
 // gives a float, + joins strings and lists, * repeats them. Integer results that do not fit in 64
 // bits are errors (Python would grow the integer).
 Value arithmetic(Budget& budget, Op op, const Value& a, const Value& b) {
-    if (op == Op::Concat) return concatenate(budget, a.str(), b.str());
+    if (op == Op::Concat) return concatenate(budget, a.str(budget), b.str(budget));
     const bool numbers = a.is_number() && b.is_number();
     auto is_count = [](const Value& v) { return v.kind() == Value::Kind::Int || v.kind() == Value::Kind::Bool; };
     switch (op) {
         case Op::Add:
             if (numbers)
-                return both_ints(a, b) ? Value(checked_add(a.as_int(), b.as_int())) : Value(a.as_number() + b.as_number());
+                return both_ints(a, b) ? Value(checked_add(a.as_int(), b.as_int()))
+                                       : Value(a.as_number() + b.as_number());
             if (a.is_string() && b.is_string()) return concatenate(budget, a.as_string(), b.as_string());
             if (a.is_array() && b.is_array()) {
                 budget.items(a.items().size() + b.items().size());
@@ -87,7 +88,8 @@ Value arithmetic(Budget& budget, Op op, const Value& a, const Value& b) {
             return both_ints(a, b) ? Value(checked_sub(a.as_int(), b.as_int())) : Value(a.as_number() - b.as_number());
         case Op::Mul:
             if (numbers)
-                return both_ints(a, b) ? Value(checked_mul(a.as_int(), b.as_int())) : Value(a.as_number() * b.as_number());
+                return both_ints(a, b) ? Value(checked_mul(a.as_int(), b.as_int()))
+                                       : Value(a.as_number() * b.as_number());
             if ((a.is_string() || a.is_array()) && is_count(b)) return repeat(budget, a, b.as_int());
             if ((b.is_string() || b.is_array()) && is_count(a)) return repeat(budget, b, a.as_int());
             unsupported("*", a, b);
@@ -204,7 +206,7 @@ private:
         line_ = n.line;
         switch (n.kind) {
             case Node::Kind::Text: write(n.text); break;
-            case Node::Kind::Output: write(eval(*n.exprs[0]).str()); break;
+            case Node::Kind::Output: write(eval(*n.exprs[0]).str(budget_)); break;
             case Node::Kind::If:
                 for (size_t i = 0; i < n.exprs.size(); ++i) {
                     if (eval(*n.exprs[i]).truthy()) return exec(n.bodies[i]);
@@ -310,7 +312,7 @@ private:
                 Object members;
                 std::unordered_map<std::string, size_t> index;  // a repeated key keeps its place, takes the last value
                 for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
-                    std::string key = eval(*e.args[i]).str();
+                    std::string key = eval(*e.args[i]).str(budget_);
                     budget_.string(key.size());
                     Value value = eval(*e.args[i + 1]);
                     if (const auto [at, inserted] = index.emplace(key, members.size()); !inserted) {

@@ -150,7 +150,7 @@ Value to_json(Budget& budget, const Value& v, const Args& a) {
         item_sep = sep->items()[0].as_string();
         key_sep = sep->items()[1].as_string();
     }
-    std::string out = v.to_json(width, item_sep, key_sep, flag(a, kKeywordOnly, "sort_keys", false));
+    std::string out = v.to_json(budget, width, item_sep, key_sep, flag(a, kKeywordOnly, "sort_keys", false));
     budget.string(out.size());
     return out;
 }
@@ -167,7 +167,7 @@ Value indent_text(Budget& budget, const Value& v, const Args& a) {
     }
     const bool first = flag(a, 1, "first", false), blank = flag(a, 2, "blank", false);
     // jinja2 appends a newline before splitting lines, so a trailing newline survives.
-    const std::string s = v.str() + "\n";
+    const std::string s = v.str(budget) + "\n";
     budget.bytes(s.size());
     std::vector<std::string> lines;
     size_t start = 0;
@@ -191,6 +191,9 @@ Value round_number(const Value& v, const Args& a) {
     const double scale = std::pow(10.0, p ? static_cast<double>(p->as_int()) : 0.0);
     const std::string method = m ? m->as_string() : "common";
     const double x = v.as_number() * scale;
+    // A precision past a double's range: Python keeps the value (or rounds it to 0.0).
+    if (!std::isfinite(x) && std::isfinite(v.as_number())) return v.as_number();
+    if (scale == 0) return 0.0 * v.as_number();
     // Python's round() rounds halves to even; nearbyint does under the default rounding mode.
     const double r = method == "ceil" ? std::ceil(x) : method == "floor" ? std::floor(x) : std::nearbyint(x);
     return r / scale;
@@ -215,7 +218,8 @@ bool parse_float(const std::string& s, double* out) {
 Value to_int(const Value& v, const Args& a) {
     const Value* dflt = opt(a, 0, "default");
     const Value fallback = dflt ? *dflt : Value(0);
-    if (v.kind() == Value::Kind::Float) return std::isnan(v.as_number()) ? fallback : Value(float_to_int(v.as_number()));
+    if (v.kind() == Value::Kind::Float)
+        return std::isnan(v.as_number()) ? fallback : Value(float_to_int(v.as_number()));
     if (v.is_number()) return v.as_int();
     if (!v.is_string()) return fallback;
     const std::string s = python_strip(v.as_string(), nullptr, true, true);
@@ -268,7 +272,7 @@ Value default_value(const Value& v, const Args& a) {
 }
 
 Value html_escape(Budget& budget, const Value& v) {
-    const std::string s = v.str();
+    const std::string s = v.str(budget);
     size_t size = 0;
     for (char c : s) size += c == '&' || c == '"' || c == '\'' ? 5 : c == '<' || c == '>' ? 4 : 1;
     budget.string(size);
@@ -299,7 +303,7 @@ Value reading(Budget& budget, const Value& v, const Args& a) {
 // String filters are str() of the input, then the str method of that name.
 template <const char* name>
 Value string_filter(Budget& budget, const Value& v, const Args& a) {
-    const std::string s = v.str();
+    const std::string s = v.str(budget);
     budget.bytes(s.size());
     return get_attribute(budget, Value(s), name).function()(a);
 }
@@ -312,7 +316,7 @@ const std::map<std::string, FilterFn>& filters() {
         {"trim",
          [](Budget& budget, const Value& v, const Args& a) -> Value {
              const Value* chars = opt(a, 0, "chars");
-             const std::string s = v.str();
+             const std::string s = v.str(budget);
              budget.bytes(s.size() + (chars && chars->is_string() ? chars->as_string().size() : 0));
              return python_strip(s, chars && !chars->is_none() ? &chars->as_string() : nullptr, true, true);
          }},
@@ -323,11 +327,12 @@ const std::map<std::string, FilterFn>& filters() {
          [](Budget& budget, const Value& v, const Args& a) -> Value {
              const Value* sep = opt(a, 0, "d");
              const Value* attribute = opt(a, 1, "attribute");
-             const std::string separator = sep ? sep->str() : "";
+             const std::string separator = sep ? sep->str(budget) : "";
              std::string out;
              bool first = true;
              for (const Value& item : iterate(budget, v)) {
-                 const std::string text = (attribute ? attribute_path(budget, item, attribute->as_string()) : item).str();
+                 const std::string text =
+                     (attribute ? attribute_path(budget, item, attribute->as_string()) : item).str(budget);
                  budget.append(out.size(), (first ? 0 : separator.size()) + text.size());
                  if (!first) out += separator;
                  first = false;
@@ -344,11 +349,13 @@ const std::map<std::string, FilterFn>& filters() {
          }},
         {"last",
          [](Budget& budget, const Value& v, const Args&) {
-             if (v.is_array()) return v.items().empty() ? Value::undefined("last of an empty sequence") : v.items().back();
+             if (v.is_array())
+                 return v.items().empty() ? Value::undefined("last of an empty sequence") : v.items().back();
              const Array items = iterate(budget, v);
              return items.empty() ? Value::undefined("last of an empty sequence") : items.back();
          }},
-        {"select", [](Budget& budget, const Value& v, const Args& a) { return select_items(budget, v, a, false, true); }},
+        {"select",
+         [](Budget& budget, const Value& v, const Args& a) { return select_items(budget, v, a, false, true); }},
         {"reject",
          [](Budget& budget, const Value& v, const Args& a) { return select_items(budget, v, a, false, false); }},
         {"selectattr",
@@ -363,7 +370,7 @@ const std::map<std::string, FilterFn>& filters() {
          }},
         {"string",
          [](Budget& budget, const Value& v, const Args&) {
-             std::string s = v.str();
+             std::string s = v.str(budget);
              budget.string(s.size());
              return Value(std::move(s));
          }},
@@ -390,7 +397,8 @@ const std::map<std::string, FilterFn>& filters() {
              for (const Value& item : iterate(budget, v)) {
                  const Value x = attribute ? attribute_path(budget, item, attribute->as_string()) : item;
                  const bool ints = total.kind() != Value::Kind::Float && x.kind() != Value::Kind::Float;
-                 total = ints ? Value(checked_add(total.as_int(), x.as_int())) : Value(total.as_number() + x.as_number());
+                 total =
+                     ints ? Value(checked_add(total.as_int(), x.as_int())) : Value(total.as_number() + x.as_number());
              }
              return total;
          }},
@@ -445,11 +453,9 @@ bool is_lower_or_upper(Budget& budget, const Value& v, bool upper) {
     budget.bytes(s.size());
     bool cased = false;
     for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (std::isalpha(u)) {
-            cased = true;
-            if ((upper && std::islower(u)) || (!upper && std::isupper(u))) return false;
-        }
+        const bool is_lower = c >= 'a' && c <= 'z', is_upper = c >= 'A' && c <= 'Z';
+        cased = cased || is_lower || is_upper;
+        if ((upper && is_lower) || (!upper && is_upper)) return false;
     }
     return cased;
 }
@@ -468,8 +474,10 @@ const std::map<std::string, TestFn>& tests() {
         {"number", [](Budget&, const Value& v, const Args&) { return v.is_number(); }},
         {"string", [](Budget&, const Value& v, const Args&) { return v.is_string(); }},
         {"mapping", [](Budget&, const Value& v, const Args&) { return v.is_object(); }},
-        {"iterable", [](Budget&, const Value& v, const Args&) { return v.is_undefined() || v.is_string() || v.is_array() || v.is_object(); }},
-        {"sequence", [](Budget&, const Value& v, const Args&) { return v.is_string() || v.is_array() || v.is_object(); }},
+        {"iterable", [](Budget&, const Value& v,
+                        const Args&) { return v.is_undefined() || v.is_string() || v.is_array() || v.is_object(); }},
+        {"sequence",
+         [](Budget&, const Value& v, const Args&) { return v.is_string() || v.is_array() || v.is_object(); }},
         {"callable", [](Budget&, const Value& v, const Args&) { return v.kind() == K::Function; }},
         {"odd", [](Budget&, const Value& v, const Args&) { return v.as_int() % 2 != 0; }},
         {"even", [](Budget&, const Value& v, const Args&) { return v.as_int() % 2 == 0; }},
@@ -484,11 +492,12 @@ const std::map<std::string, TestFn>& tests() {
         {"lessthan", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) < 0; }},
         {"le", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) <= 0; }},
         {"gt", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) > 0; }},
-        {"greaterthan", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) > 0; }},
+        {"greaterthan",
+         [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) > 0; }},
         {"ge", [](Budget& budget, const Value& v, const Args& a) { return v.compare(test_arg(a), budget) >= 0; }},
         {"in", [](Budget& budget, const Value& v, const Args& a) { return contains(budget, test_arg(a), v); }},
-        {"sameas",
-         [](Budget& budget, const Value& v, const Args& a) { return v.kind() == test_arg(a).kind() && v.equals(test_arg(a), budget); }},
+        {"sameas", [](Budget& budget, const Value& v,
+                      const Args& a) { return v.kind() == test_arg(a).kind() && v.equals(test_arg(a), budget); }},
         {"lower", [](Budget& budget, const Value& v, const Args&) { return is_lower_or_upper(budget, v, false); }},
         {"upper", [](Budget& budget, const Value& v, const Args&) { return is_lower_or_upper(budget, v, true); }},
     };

@@ -14,7 +14,6 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
-
 // jinja2 reads the source line by line: "\r\n" and "\r" become "\n", and one trailing newline
 // is dropped (keep_trailing_newline is off in transformers' environment).
 std::string normalize_newlines(std::string_view src) {
@@ -182,7 +181,8 @@ private:
             int64_t value = 0;
             const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value, base);
             if (digits.empty() || end != digits.data() + digits.size()) malformed(n);
-            if (ec == std::errc::result_out_of_range) error("integer literal " + std::string(rest.substr(0, n)) + too_large);
+            if (ec == std::errc::result_out_of_range)
+                error("integer literal " + std::string(rest.substr(0, n)) + too_large);
             tokens_.push_back({Token::Kind::Int, std::string(rest.substr(0, n)), value, 0, line_});
             advance_to(pos_ + n);
             return;
@@ -218,7 +218,8 @@ private:
             const auto [end, ec] = std::from_chars(first, last, t.float_value);
             if (end != last) malformed(n);
             // Out of range: an underflow is 0.0 in Python too; an overflow would be inf.
-            const bool negative_exponent = digits.find("e-") != std::string::npos || digits.find("E-") != std::string::npos;
+            const bool negative_exponent =
+                digits.find("e-") != std::string::npos || digits.find("E-") != std::string::npos;
             if (ec == std::errc::result_out_of_range && !negative_exponent) {
                 error("float literal " + spelling + " is out of range for a double");
             }

@@ -276,15 +276,14 @@ bool is_string_method(const std::string& n) {
 }
 
 // "[key]", naming a missing item in messages.
-std::string item_name(const Value& key) {
-    std::string name = key.repr();
+std::string item_name(Budget& budget, const Value& key) {
+    std::string name = key.repr(budget);
     name.insert(name.begin(), '[');
     name.push_back(']');
     return name;
 }
 
 int64_t normalize_index(int64_t i, int64_t size) { return i < 0 ? i + size : i; }
-
 
 }  // namespace
 
@@ -295,7 +294,9 @@ std::string python_strip(const std::string& s, const std::string* chars, bool le
         for (size_t i = 0, len; i < chars->size(); i += len) set.push_back(code_point(*chars, i, &len));
         std::sort(set.begin(), set.end());
     }
-    auto strip_cp = [&](uint32_t cp) { return chars ? std::binary_search(set.begin(), set.end(), cp) : python_space(cp); };
+    auto strip_cp = [&](uint32_t cp) {
+        return chars ? std::binary_search(set.begin(), set.end(), cp) : python_space(cp);
+    };
     size_t begin = 0, end = s.size();
     while (left && begin < end) {
         size_t len;
@@ -370,10 +371,10 @@ Value get_item(Budget& budget, const Value& obj, const Value& key) {
                 return s.substr(b, e - b);
             }
         }
-        return Value::undefined(item_name(key));
+        return Value::undefined(item_name(budget, key));
     }
     if (key.is_string()) return get_attribute(budget, obj, key.as_string());
-    return Value::undefined(item_name(key));
+    return Value::undefined(item_name(budget, key));
 }
 
 Value get_slice(Budget& budget, const Value& obj, const Value* start, const Value* stop, const Value* step) {
@@ -471,7 +472,8 @@ Object global_functions(Budget& budget) {
                        budget.items(n);
                        Array out;
                        out.reserve(n);
-                       for (uint64_t k = 0; k < n; ++k) out.emplace_back(static_cast<int64_t>(start + __int128(k) * step));
+                       for (uint64_t k = 0; k < n; ++k)
+                           out.emplace_back(static_cast<int64_t>(start + __int128(k) * step));
                        return Value::array(std::move(out));
                    }));
     // dict(mapping, key=value…): a keyword replaces the mapping's member of that name, as in Python.
@@ -481,8 +483,8 @@ Object global_functions(Budget& budget) {
         budget.items(members.size() + a.named.size());
         budget.steps(members.size() * a.named.size());
         for (const auto& named : a.named) {
-            const auto same = std::find_if(members.begin(), members.end(),
-                                           [&](const auto& m) { return m.first == named.first; });
+            const auto same =
+                std::find_if(members.begin(), members.end(), [&](const auto& m) { return m.first == named.first; });
             if (same != members.end())
                 same->second = named.second;
             else
@@ -495,8 +497,9 @@ Object global_functions(Budget& budget) {
                    }));
     g.emplace_back("dict",
                    Value::function([keyword_object](const Args& a) { return Value::object(keyword_object(a)); }));
-    g.emplace_back("raise_exception", Value::function([](const Args& a) -> Value {
-                       fail("the chat template raised: ", a.positional.empty() ? std::string() : a.positional[0].str());
+    g.emplace_back("raise_exception", Value::function([&budget](const Args& a) -> Value {
+                       fail("the chat template raised: ",
+                            a.positional.empty() ? std::string() : a.positional[0].str(budget));
                    }));
     g.emplace_back("strftime_now", Value::function([](const Args& a) {
                        const std::time_t now = std::time(nullptr);

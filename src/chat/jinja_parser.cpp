@@ -35,7 +35,8 @@ ExprPtr finish(ExprPtr e) {
     for (const ExprPtr& a : e->args) deepest = a ? std::max(deepest, a->depth) : deepest;
     for (const auto& kw : e->kwargs) deepest = std::max(deepest, kw.second->depth);
     e->depth = deepest + 1;
-    if (e->depth > kMaxNesting) fail("chat template line ", e->line, ": expression nested more than ", kMaxNesting, " levels deep");
+    if (e->depth > kMaxNesting)
+        fail("chat template line ", e->line, ": expression nested more than ", kMaxNesting, " levels deep");
     return e;
 }
 

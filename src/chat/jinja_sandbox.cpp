@@ -1,15 +1,17 @@
 #include "chat/jinja_sandbox.h"
 
 #include <cmath>
+#include <string>
 
+#include "chat/jinja_value.h"
 #include "util/error.h"
 
 namespace strata::jinja {
 
 void Budget::steps(uint64_t n) {
     if (n > kMaxSteps - used_) {
-        fail("the template needs more than ", kMaxSteps, " steps (the limit on a render's work: ", used_,
-             " used, ", n, " more asked)");
+        fail("the template needs more than ", kMaxSteps, " steps (the limit on a render's work: ", used_, " used, ", n,
+             " more asked)");
     }
     used_ += n;
 }
@@ -32,8 +34,15 @@ Budget::Level::Level(Budget& budget) : budget_(budget) {
 
 namespace {
 
+// An operand as Python would need it written: (-2) ** 64, not -2 ** 64.
+std::string operand(int64_t v) {
+    std::string s = std::to_string(v);
+    if (v < 0) s.insert(0, 1, '(').push_back(')');
+    return s;
+}
+
 [[noreturn]] void overflow(int64_t a, const char* op, int64_t b) {
-    fail("integer overflow: ", a, " ", op, " ", b, " does not fit in 64 bits");
+    fail("integer overflow: ", operand(a), " ", op, " ", operand(b), " does not fit in 64 bits");
 }
 
 }  // namespace
@@ -94,7 +103,7 @@ int64_t float_to_int(double x) {
     // ±2^63 are exact doubles: every truncated value in [-2^63, 2^63) converts exactly.
     const double t = std::trunc(x);
     if (!(t >= -9223372036854775808.0 && t < 9223372036854775808.0)) {
-        fail("integer overflow: int(", x, ") does not fit in 64 bits");
+        fail("integer overflow: int(", python_float(x), ") does not fit in 64 bits");
     }
     return static_cast<int64_t>(t);
 }

@@ -32,15 +32,23 @@ constexpr int kMaxValueDepth = 64;
 // even with AddressSanitizer.
 constexpr int kMaxRenderDepth = 256;
 
-// The work one render may do, in steps: one per syntax node executed, expression evaluated, item
-// a builtin visits or creates (kStepsPerItem), and kBytesPerStep bytes a builtin creates or scans.
-// A render therefore takes at most about a second and creates at most kMaxSteps * kBytesPerStep
-// = 256 MiB in all, however its loops nest (`range(16000000)` inside another is refused before
-// the list is built). A real template needs ~100 steps per message plus the bytes of the
-// conversation: 2^24 steps render tens of thousands of messages.
+// The work one render may do, in steps: one per syntax node executed or expression evaluated
+// (~50 ns), kStepsPerItem per list item a builtin visits or creates, one per kBytesPerStep bytes
+// it creates or scans (printing a nested list costs ~10 ns a byte). Charged before the work, so a
+// render ends within about a second, however its loops nest (`range(16000000)` inside another is
+// refused before the list is built), and creates at most ~256 MiB in all. A real template needs
+// ~100 steps per message plus a few times the bytes of the conversation: 2^24 steps render a
+// conversation of tens of thousands of messages, or of megabytes.
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 constexpr uint64_t kMaxSteps = uint64_t{1} << 24;
-constexpr uint64_t kBytesPerStep = 16;
-// A list item costs its Value (~80 bytes) and often a string: charged as 128 bytes.
+#else
+// libFuzzer builds (tests/fuzz) take a smaller budget: the same code paths, but an input that
+// exhausts it costs milliseconds, not seconds under the sanitizers, so the fuzzer keeps its pace.
+constexpr uint64_t kMaxSteps = uint64_t{1} << 20;
+#endif
+constexpr uint64_t kBytesPerStep = 4;
+// A list item costs its Value (~90 bytes) and often a string of its own: charged as ~128 bytes,
+// the most one step may allocate (2^24 steps × 16 bytes bound what a render holds).
 constexpr uint64_t kStepsPerItem = 8;
 
 // The largest string a template may create, the rendered text included. A context of a million

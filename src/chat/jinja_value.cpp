@@ -205,30 +205,35 @@ std::string Value::type_name() const {
 std::string python_float(double d) {
     if (std::isnan(d)) return "nan";
     if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
+    // Shortest round-trip digits, as Python's repr uses ("d.ddde±x"), re-laid out by Python's
+    // rule below; in fixed buffers, as printing a list of floats calls this per item.
     char buf[64];
-    // Shortest round-trip digits, as Python's repr uses; re-laid out by Python's rule below.
-    const auto end = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific).ptr;
-    std::string s(buf, end);
-    std::string sign;
-    if (s[0] == '-') {
-        sign = "-";
-        s.erase(0, 1);
+    const char* const end = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific).ptr;
+    const char* p = buf;
+    std::string out;
+    if (*p == '-') {
+        out += '-';
+        ++p;
     }
-    const size_t e = s.find('e');
-    const int exp = std::stoi(s.substr(e + 1));
-    std::string digits = s.substr(0, e);
-    digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
+    const char* const e = std::find(p, end, 'e');
+    char digits[32];
+    size_t n = 0;
+    for (const char* q = p; q < e; ++q) {
+        if (*q != '.') digits[n++] = *q;
+    }
+    int exp = 0;
+    std::from_chars(e + (e[1] == '+' ? 2 : 1), end, exp);
     if (exp < -4 || exp >= 16) {
-        std::string out = sign + digits.substr(0, 1);
-        if (digits.size() > 1) out += "." + digits.substr(1);
+        out += digits[0];
+        if (n > 1) out.append(".").append(digits + 1, n - 1);
         char ebuf[16];
         std::snprintf(ebuf, sizeof ebuf, "e%c%02d", exp < 0 ? '-' : '+', std::abs(exp));
         return out + ebuf;
     }
-    if (exp < 0) return sign + "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
+    if (exp < 0) return out.append("0.").append(static_cast<size_t>(-exp - 1), '0').append(digits, n);
     const size_t int_digits = static_cast<size_t>(exp) + 1;
-    if (digits.size() <= int_digits) return sign + digits + std::string(int_digits - digits.size(), '0') + ".0";
-    return sign + digits.substr(0, int_digits) + "." + digits.substr(int_digits);
+    if (n <= int_digits) return out.append(digits, n).append(int_digits - n, '0').append(".0");
+    return out.append(digits, int_digits).append(".").append(digits + int_digits, n - int_digits);
 }
 
 namespace {
@@ -265,22 +270,24 @@ void check_length(const std::string& out, const char* what) {
 
 }  // namespace
 
-std::string Value::str() const {
+std::string Value::str(Budget& budget) const {
     switch (kind_) {
         case Kind::Undefined: return "";
-        case Kind::String: return *string_;
-        default: return repr();
+        case Kind::String: budget.bytes(string_->size()); return *string_;
+        default: return repr(budget);
     }
 }
 
-std::string Value::repr() const {
+std::string Value::repr(Budget& budget) const {
     std::string out;
-    repr_into(out);
+    repr_into(out, budget);
+    budget.bytes(out.size());
     return out;
 }
 
-// Every value visited adds at least one byte, so the work is bounded by the string's limit.
-void Value::repr_into(std::string& out) const {
+// Every value visited adds at least one byte, so the work is bounded by the string's limit too.
+void Value::repr_into(std::string& out, Budget& budget) const {
+    budget.steps(1);
     check_length(out, "printed value");
     switch (kind_) {
         case Kind::Undefined: break;
@@ -293,7 +300,7 @@ void Value::repr_into(std::string& out) const {
             out += tuple_ ? "(" : "[";
             for (size_t i = 0; i < array_->size(); ++i) {
                 if (i) out += ", ";
-                (*array_)[i].repr_into(out);
+                (*array_)[i].repr_into(out, budget);
             }
             if (tuple_ && array_->size() == 1) out += ",";
             out += tuple_ ? ")" : "]";
@@ -304,7 +311,7 @@ void Value::repr_into(std::string& out) const {
                 if (i) out += ", ";
                 repr_string(out, (*object_)[i].first);
                 out += ": ";
-                (*object_)[i].second.repr_into(out);
+                (*object_)[i].second.repr_into(out, budget);
             }
             out += "}";
             break;
@@ -313,11 +320,13 @@ void Value::repr_into(std::string& out) const {
     check_length(out, "printed value");
 }
 
-std::string Value::to_json(int indent, const std::string& item_sep, const std::string& key_sep, bool sort_keys) const {
+std::string Value::to_json(Budget& budget, int indent, const std::string& item_sep, const std::string& key_sep,
+                           bool sort_keys) const {
     std::string out;
     // Python's json.dumps layout: with an indent, every item on its own line; empty containers
     // stay "[]" / "{}".
     std::function<void(const Value&, int)> write = [&](const Value& v, int depth) {
+        budget.steps(1);
         check_length(out, "JSON text");
         auto newline = [&](int d) {
             if (indent < 0) return;
@@ -383,6 +392,7 @@ std::string Value::to_json(int indent, const std::string& item_sep, const std::s
         check_length(out, "JSON text");
     };
     write(*this, 0);
+    budget.bytes(out.size());
     return out;
 }
 
@@ -452,7 +462,6 @@ std::vector<size_t> utf8_offsets(std::string_view s) {
     offsets.push_back(s.size());
     return offsets;
 }
-
 
 size_t utf8_length(std::string_view s) {
     size_t n = 0;

@@ -95,13 +95,13 @@ public:
 
     // Python's type name ("str", "int", "list", "dict", "NoneType"…) for error messages.
     std::string type_name() const;
-    // These three throw Error rather than build a string over kMaxStringBytes; their work is
-    // proportional to the string they return, which the caller charges.
-    std::string str() const;   // str(): what {{ value }} prints; undefined prints ""
-    std::string repr() const;  // repr(): how values look inside printed containers
+    // These three charge the budget for the values they visit and the text they make, and throw
+    // Error rather than build a string over kMaxStringBytes.
+    std::string str(Budget& budget) const;   // str(): what {{ value }} prints; undefined prints ""
+    std::string repr(Budget& budget) const;  // repr(): how values look inside printed containers
     // json.dumps(value, ensure_ascii=False, indent=indent (< 0: none), separators, sort_keys), as
     // transformers' tojson filter calls it.
-    std::string to_json(int indent, const std::string& item_separator, const std::string& key_separator,
+    std::string to_json(Budget& budget, int indent, const std::string& item_separator, const std::string& key_separator,
                         bool sort_keys) const;
 
     // Python == (namespaces and functions by identity, as Python compares them), and undefined ==
@@ -111,7 +111,7 @@ public:
     int compare(const Value& other, Budget& budget) const;
 
 private:
-    void repr_into(std::string& out) const;
+    void repr_into(std::string& out, Budget& budget) const;
     void set_depth(int depth);  // throws Error beyond kMaxValueDepth
 
     Kind kind_ = Kind::Undefined;
