@@ -25,7 +25,7 @@ std::string version_text() {
     std::string s = std::string("strata ") + STRATA_VERSION + "\n";
     s += "CPU features: " + strata::CpuFeatures::get().to_string() + "\n";
 #ifdef STRATA_CUDA
-    s += "CUDA: built in, a skeleton so far (get_rows, rmsnorm, add, F32/F16 matmul): models run on the CPU\n";
+    s += "CUDA: built in (a backend for every op, used by the tests; the CLI runs models on the CPU so far)\n";
 #else
     s += "CUDA: off (built without CUDA)\n";
 #endif
