@@ -18,7 +18,8 @@ struct Llama2cHeader {
 
 // The header's weights in floats, as run.c's memory_map_weights lays them out.
 inline int64_t llama2c_weight_count(const Llama2cHeader& h) {
-    const int64_t dim = h.dim, hidden = h.hidden_dim, L = h.n_layers, vocab = h.vocab_size < 0 ? -int64_t{h.vocab_size} : h.vocab_size;
+    const int64_t dim = h.dim, hidden = h.hidden_dim, L = h.n_layers;
+    const int64_t vocab = h.vocab_size < 0 ? -int64_t{h.vocab_size} : h.vocab_size;
     const int64_t head = dim / h.n_heads, kv_dim = h.n_kv_heads * head;
     return vocab * dim + L * dim + 2 * L * dim * dim + 2 * L * dim * kv_dim + L * dim + 3 * L * dim * hidden + dim +
            h.seq_len * head + (h.vocab_size < 0 ? vocab * dim : 0);

@@ -29,7 +29,8 @@ TEST_CASE("cli: negative counts, a seed past 64 bits and parse errors exit 1 wit
          "strata: error: --seed: '18446744073709551616' is not -1 (random) or a seed from 0 to 18446744073709551615"},
         {"run -m " + kModel + " --seed 12abc -p hi", "--seed: '12abc' is not -1 (random)"},
         {"run -p hi", "strata: error: --model is required"},
-        {"run -m " + kModel + " --no-such-flag", "strata: error: The following argument was not expected: --no-such-flag"},
+        {"run -m " + kModel + " --no-such-flag",
+         "strata: error: The following argument was not expected: --no-such-flag"},
         {"bench -m " + kModel + " --threads-list 2,x", "strata: error: --threads-list: 'x' is not a thread count"},
         {"bench -m " + kModel + " -p 2000000000 -n 2000000000 -r 1",
          "strata: error: -p 2000000000 + -n 2000000000 tokens is more than the largest context (2147483647)"},
@@ -45,7 +46,8 @@ TEST_CASE("cli: negative counts, a seed past 64 bits and parse errors exit 1 wit
     CHECK(strata::test::run_strata("--version", &output) == 0);
 
     // The largest seed is used as given (it was clamped to 2^63 - 1).
-    CHECK(strata::test::run_strata("run -m " + kModel + " --seed 18446744073709551615 -p hi -n 2 --temp 1", &output) == 0);
+    CHECK(strata::test::run_strata("run -m " + kModel + " --seed 18446744073709551615 -p hi -n 2 --temp 1", &output) ==
+          0);
     CHECK_HAS(output, "seed 18446744073709551615");
 }
 

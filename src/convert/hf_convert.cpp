@@ -375,7 +375,8 @@ ModelPlan plan_hf_conversion(const std::string& dir) {
     const fs::path config_path = fs::path(dir) / "config.json";
     if (!fs::is_directory(dir)) fail(dir, ": not a directory (expected a Hugging Face model folder)");
     auto cfg =
-        std::make_shared<HfConfig>(Json::parse(read_file(config_path.string()), config_path.string()), config_path.string());
+        std::make_shared<HfConfig>(Json::parse(read_file(config_path.string()), config_path.string()),
+                                   config_path.string());
     const Json* classes = cfg->find("architectures");
     if (!classes || !classes->is_array() || classes->size() == 0 || !(*classes)[0].is_string()) {
         fail(config_path.string(), ": no \"architectures\" list naming the model class");
@@ -392,7 +393,8 @@ ModelPlan plan_hf_conversion(const std::string& dir) {
     plan.keep_alive.push_back(ckpt);
     plan.keep_alive.push_back(cfg);
     plan.inputs = ckpt->paths();
-    for (const char* f : {"config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
+    for (const char* f :
+         {"config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
         plan.inputs.push_back((fs::path(dir) / f).string());
     }
     fs::path folder = fs::absolute(dir).lexically_normal();

@@ -126,7 +126,8 @@ void apply_added_tokens(SentencePieceModel& sp, const Json& tok_config, int64_t 
             fail(source, ": added_tokens_decoder key '", id_text, "' is not a token id from 0 to ", n_max - 1,
                  " (the model's vocabulary)");
         }
-        const std::string& content = string_field(entry, "content", source, "added_tokens_decoder[\"" + id_text + "\"]");
+        const std::string where = "added_tokens_decoder[\"" + id_text + "\"]";
+        const std::string& content = string_field(entry, "content", source, where);
         const size_t at = static_cast<size_t>(id);
         if (at >= sp.pieces.size()) sp.pieces.resize(at + 1, {"", 0.0f, PieceType::Unused});
         sp.pieces[at].text = content;

@@ -133,7 +133,9 @@ SentencePieceModel read_llama2c_tokenizer(const std::string& path, int vocab_siz
     };
     SentencePieceModel sp;
     int32_t max_len = 0;
-    if (!take(&max_len, 4) || max_len <= 0) fail(path, ": not a llama2.c tokenizer.bin (max_token_length ", max_len, ")");
+    if (!take(&max_len, 4) || max_len <= 0) {
+        fail(path, ": not a llama2.c tokenizer.bin (max_token_length ", max_len, ")");
+    }
     for (int i = 0; i < vocab_size; ++i) {
         float score = 0;
         int32_t len = 0;
@@ -198,8 +200,11 @@ ModelPlan plan_llama2c_conversion(const std::string& checkpoint, const std::stri
     }
     add_llama_vocab(w, sp, c.vocab_size, vocab.empty() ? checkpoint : vocab);
     // Only ids inside the vocabulary (a tiny one has no room for run.c's BOS 1 and EOS 2).
-    if (sp.bos_id >= 0 && sp.bos_id < c.vocab_size) w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(sp.bos_id));
-    if (sp.eos_id >= 0 && sp.eos_id < c.vocab_size) w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(sp.eos_id));
+    const std::pair<const char*, int32_t> special[] = {{"tokenizer.ggml.bos_token_id", sp.bos_id},
+                                                       {"tokenizer.ggml.eos_token_id", sp.eos_id}};
+    for (const auto& [key, id] : special) {
+        if (id >= 0 && id < c.vocab_size) w.set_u32(key, static_cast<uint32_t>(id));
+    }
     w.set_bool("tokenizer.ggml.add_bos_token", true);
     w.set_bool("tokenizer.ggml.add_eos_token", false);
 

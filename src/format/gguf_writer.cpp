@@ -102,7 +102,9 @@ void GgufWriter::set_alignment(uint32_t alignment) {
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne, Producer produce) {
     // What the reader would refuse is never written: 1 to 4 dimensions, each positive, a byte
     // size that fits.
-    if (ne.empty() || ne.size() > static_cast<size_t>(kMaxDims)) fail("tensor '", name, "': ", ne.size(), " dimensions");
+    if (ne.empty() || ne.size() > static_cast<size_t>(kMaxDims)) {
+        fail("tensor '", name, "': ", ne.size(), " dimensions");
+    }
     int64_t rows = 1;
     for (size_t d = 0; d < ne.size(); ++d) {
         if (ne[d] <= 0) fail("tensor '", name, "': dimension ", d, " is ", ne[d], " (GGUF needs positive dimensions)");

@@ -64,7 +64,7 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
         }
         t.shape.push_back(static_cast<int64_t>(v));
         if (v == 0) has_zero = true;
-        else if (__builtin_mul_overflow(n, static_cast<uint64_t>(v), &n)) n = UINT64_MAX;  // past any file: caught below
+        else if (__builtin_mul_overflow(n, static_cast<uint64_t>(v), &n)) n = UINT64_MAX;  // past any file's size
     }
     if (has_zero) n = 0;
     uint64_t need = 0;
@@ -86,9 +86,9 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
     }
     const auto begin = static_cast<uint64_t>(offset[0]), end = static_cast<uint64_t>(offset[1]);
     if (end - begin != need) {
-        fail(path, ": tensor '", name, "': ", t.dtype, " shape of ", need == UINT64_MAX ? "too many" : std::to_string(n),
-             " elements needs ", need == UINT64_MAX ? "more" : std::to_string(need), " bytes, data_offsets give ",
-             end - begin);
+        const bool huge = need == UINT64_MAX;
+        fail(path, ": tensor '", name, "': ", t.dtype, " shape of ", huge ? "too many" : std::to_string(n),
+             " elements needs ", huge ? "more" : std::to_string(need), " bytes, data_offsets give ", end - begin);
     }
     t.data = data + begin;
     t.nbytes = static_cast<size_t>(end - begin);

@@ -118,7 +118,8 @@ std::string read_file(const std::string& path, size_t max_bytes) {
         if (n <= 0) {
             const int err = errno;
             ::close(fd);
-            fail(path, ": read failed after ", done, " of ", size, " bytes: ", n < 0 ? std::strerror(err) : "unexpected end");
+            fail(path, ": read failed after ", done, " of ", size,
+                 " bytes: ", n < 0 ? std::strerror(err) : "unexpected end");
         }
         done += static_cast<size_t>(n);
     }
