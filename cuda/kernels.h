@@ -144,19 +144,8 @@ void launch_rmsnorm_gated(const float* y, size_t y_row_stride, const float* z, s
                           int64_t n_cols, int64_t n_rows, int64_t n_group, float eps, float* out,
                           size_t out_row_stride, cudaStream_t stream);
 
-// ---- matmul_float.cu: y[t][r] = Σ_c w[r][c] · x[t][c] --------------------------------------------
-// w [n_cols, n_rows] in F32, F16 (IEEE half bits) or BF16 (bfloat16 bits), x [n_cols, n_tokens]
-// and y [n_rows, n_tokens] in F32.
-void launch_matmul_f32(const void* w, size_t w_row_stride, const float* x, size_t x_row_stride, int64_t n_cols,
-                       int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride, cudaStream_t stream);
-void launch_matmul_f16(const void* w, size_t w_row_stride, const float* x, size_t x_row_stride, int64_t n_cols,
-                       int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride, cudaStream_t stream);
-void launch_matmul_bf16(const void* w, size_t w_row_stride, const float* x, size_t x_row_stride, int64_t n_cols,
-                        int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride, cudaStream_t stream);
-
-// ---- matmul_quant.cu: the same for every supported weight type -----------------------------------
-// The one entry the backend calls: quantized weights run here, the float types go on to the
-// launchers above.
+// ---- matmul.cu: y[t][r] = Σ_c w[r][c] · x[t][c] for every supported weight type ---------------
+// w [n_cols, n_rows] in its stored type, x [n_cols, n_tokens] and y [n_rows, n_tokens] in F32.
 void launch_matmul(GgmlType type, const void* w, size_t w_row_stride, const float* x, size_t x_row_stride,
                    int64_t n_cols, int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride,
                    cudaStream_t stream);

@@ -17,7 +17,7 @@
 namespace strata {
 namespace {
 
-// Both kernels: one warp per output row (lanes over the row's chunks, as matmul_quant.cu), 8
+// Both kernels: one warp per output row (lanes over the row's chunks, as matmul.cu), 8
 // warps = 8 rows per 256-thread block along x, the pairs (or tokens) along y, capped at 65535
 // by grid_y and looped beyond. The warps of a block share one pair, so they read one expert's
 // neighbouring rows and one activation row. No token tiles: the tokens of a tile would mostly

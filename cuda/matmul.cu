@@ -1,12 +1,11 @@
-// matmul with quantized weights and F32 activations: y[t][r] = Σ_c w[r][c] · x[t][c], the weights
-// dequantized on the fly inside the dot product (dequant.cuh), never as a whole matrix. The
+// matmul on weights of every stored type with F32 activations: y[t][r] = Σ_c w[r][c] · x[t][c],
+// the weights dequantized on the fly inside the dot product (dequant.cuh; the float types are
+// formats of one element per chunk), never as a whole matrix. The
 // activations stay F32 (the op suite accepts either F32 or quantized activations), so a dot
 // product differs from the dequantized weights' exact one only by float summation.
 //
-// A GEMV-shaped kernel, like matmul_float.cu's, that serves any number of tokens; integer dot
-// products on quantized activations (ggml's MMVQ) and tensor-core tiles for long prompts (MMQ)
-// are later speed work. launch_matmul is also the one entry for every weight type: the float
-// types go to matmul_float.cu.
+// A GEMV-shaped kernel that serves any number of tokens; integer dot products on quantized
+// activations (ggml's MMVQ) and tensor-core tiles for long prompts (MMQ) are later speed work.
 #include "backend/cuda/cuda_check.h"
 #include "common.cuh"
 #include "dequant.cuh"
@@ -26,7 +25,7 @@ constexpr int kBlock = 256;
 constexpr int kRowsPerBlock = kBlock / kWarpSize;
 
 template <class Fmt, int kTile>
-__global__ void matmul_quant_kernel(const char* w, size_t w_stride, const char* x, size_t x_stride, int64_t n_cols,
+__global__ void matmul_kernel(const char* w, size_t w_stride, const char* x, size_t x_stride, int64_t n_cols,
                                     int64_t n_rows, int64_t n_tokens, char* y, size_t y_stride) {
     const int lane = threadIdx.x % kWarpSize;
     const int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
@@ -49,19 +48,19 @@ __global__ void matmul_quant_kernel(const char* w, size_t w_stride, const char* 
 // of 8, which cuts the weight reads eightfold while 8 accumulators and a chunk's 32 weights
 // still fit in registers.
 template <class Fmt>
-void launch_quant(const void* w, size_t w_stride, const float* x, size_t x_stride, int64_t n_cols, int64_t n_rows,
+void launch_rows(const void* w, size_t w_stride, const float* x, size_t x_stride, int64_t n_cols, int64_t n_rows,
                   int64_t n_tokens, float* y, size_t y_stride, cudaStream_t stream) {
     if (n_rows == 0 || n_tokens == 0) return;
     const char* wb = static_cast<const char*>(w);
     const char* xb = reinterpret_cast<const char*>(x);
     char* yb = reinterpret_cast<char*>(y);
     if (n_tokens == 1) {
-        matmul_quant_kernel<Fmt, 1><<<dim3(blocks_for(n_rows, kRowsPerBlock), 1), kBlock, 0, stream>>>(
+        matmul_kernel<Fmt, 1><<<dim3(blocks_for(n_rows, kRowsPerBlock), 1), kBlock, 0, stream>>>(
             wb, w_stride, xb, x_stride, n_cols, n_rows, n_tokens, yb, y_stride);
     } else {
         constexpr int kTile = 8;
         const dim3 grid(blocks_for(n_rows, kRowsPerBlock), grid_y(blocks_for(n_tokens, kTile)));
-        matmul_quant_kernel<Fmt, kTile><<<grid, kBlock, 0, stream>>>(wb, w_stride, xb, x_stride, n_cols, n_rows,
+        matmul_kernel<Fmt, kTile><<<grid, kBlock, 0, stream>>>(wb, w_stride, xb, x_stride, n_cols, n_rows,
                                                                      n_tokens, yb, y_stride);
     }
     STRATA_CUDA_CHECK(cudaGetLastError());
@@ -76,27 +75,10 @@ bool cuda_weight_type_supported(GgmlType type) {
 void launch_matmul(GgmlType type, const void* w, size_t w_row_stride, const float* x, size_t x_row_stride,
                    int64_t n_cols, int64_t n_rows, int64_t n_tokens, float* y, size_t y_row_stride,
                    cudaStream_t stream) {
-    switch (type) {
-        case GgmlType::F32:
-            return launch_matmul_f32(w, w_row_stride, x, x_row_stride, n_cols, n_rows, n_tokens, y, y_row_stride,
-                                     stream);
-        case GgmlType::F16:
-            return launch_matmul_f16(w, w_row_stride, x, x_row_stride, n_cols, n_rows, n_tokens, y, y_row_stride,
-                                     stream);
-        case GgmlType::BF16:
-            return launch_matmul_bf16(w, w_row_stride, x, x_row_stride, n_cols, n_rows, n_tokens, y, y_row_stride,
-                                      stream);
-        default:
-            with_format(type, "matmul", [&](auto fmt) {
-                using Fmt = decltype(fmt);
-                if constexpr (Fmt::kChunk == 1) {
-                    fail("cuda: matmul: float type ", type_name(type), " missed matmul_float.cu");
-                } else {
-                    launch_quant<Fmt>(w, w_row_stride, x, x_row_stride, n_cols, n_rows, n_tokens, y, y_row_stride,
-                                      stream);
-                }
-            });
-    }
+    with_format(type, "matmul", [&](auto fmt) {
+        launch_rows<decltype(fmt)>(w, w_row_stride, x, x_row_stride, n_cols, n_rows, n_tokens, y, y_row_stride,
+                                    stream);
+    });
 }
 
 }  // namespace strata
