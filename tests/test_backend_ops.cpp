@@ -14,22 +14,12 @@
 
 #include "backend_ops_contract.h"
 #include "backend_ops_support.h"
+#include "test_backend.h"
 
 using namespace strata;
 using namespace strata::test;
 
 namespace {
-
-// Every type the type table can quantize to that has a dot product (Q8_1 and Q8_K are
-// activation formats only; the IQ1–IQ3 grids have no quantizer).
-std::vector<GgmlType> weight_types() {
-    std::vector<GgmlType> types;
-    for (uint32_t id = 0; id < 64; ++id) {
-        const TypeTraits* t = find_type_traits(id);
-        if (t && t->from_float && t->to_float && t->vec_dot) types.push_back(t->type);
-    }
-    return types;
-}
 
 // Odd multiples of a type's block: 67 floats, 9 blocks of 32, 3 super-blocks of 256.
 int64_t odd_width(GgmlType type) {

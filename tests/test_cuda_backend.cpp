@@ -16,10 +16,12 @@
 
 #include "backend/backend.h"
 #include "tensor/float16.h"
+#include "test_backend.h"
 
 namespace {
 
 using namespace strata;
+using strata::test::weight_types;
 
 // The cuda backend, or null after a MESSAGE naming why it cannot run here.
 std::unique_ptr<Backend> cuda_or_skip() {
@@ -93,16 +95,6 @@ Tensor load(Backend& be, WeightBuffers& keep, GgmlType type, int64_t ne0, int64_
     return be.load_weight(v, keep);
 }
 
-// Every type the type table can quantize to that has a dot product: the weight types of the op
-// suite, all of which the CUDA backend takes.
-std::vector<GgmlType> weight_types() {
-    std::vector<GgmlType> types;
-    for (uint32_t id = 0; id < 64; ++id) {
-        const TypeTraits* t = find_type_traits(id);
-        if (t && t->from_float && t->to_float && t->vec_dot) types.push_back(t->type);
-    }
-    return types;
-}
 
 // Random weights stored as `type` and their exact float values, through the type table's
 // reference (de)quantization.
